@@ -1,0 +1,111 @@
+"""The HTTP service. Models load in the background at start-up: /healthz answers at once, /readyz only
+once the embedder, the router index and the judge are ready."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from . import __version__
+from .judges import Judge
+from .limits import BodySizeLimit
+from .router import Route, UnknownPrototypeError
+from .schemas import (Alternative, ErrorBody, PrototypeDetail, PrototypeList, PrototypeSummary, RouteRequest,
+                      RouteResponse, RouteResult, ScoreRequest, ScoreResponse)
+from .scorer import OverloadedError, RequestError
+from .services import Services
+from .settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, judge: Judge | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    services = Services.build(settings, judge)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loading = asyncio.create_task(services.load())
+        yield
+        loading.cancel()
+        await services.aclose()
+
+    app = FastAPI(title="SCRIBE-RM", version=__version__, lifespan=lifespan,
+                  description="Skill-rubric process rewards for RL training of tool-using and reasoning LLMs.",
+                  responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}})
+    app.state.services = services
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    _add_error_handlers(app)
+
+    def require_ready() -> None:
+        if not services.loaded:
+            detail = services.load_error or "the service is still loading models"
+            raise HTTPException(503, detail=detail, headers={"Retry-After": "5"})
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict:
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> JSONResponse:
+        ready, detail = await services.readiness()
+        return JSONResponse({"ready": ready, **detail}, status_code=200 if ready else 503)
+
+    @app.get("/prototypes", response_model=PrototypeList, tags=["prototypes"])
+    async def list_prototypes() -> PrototypeList:
+        cards = services.library.cards.values()
+        return PrototypeList(library_version=services.library.version, prototypes=[
+            PrototypeSummary(id=c.id, name=c.name, domain=c.domain, when_to_use=c.when_to_use) for c in cards])
+
+    @app.get("/prototypes/{prototype_id}", response_model=PrototypeDetail, tags=["prototypes"])
+    async def get_prototype(prototype_id: str) -> PrototypeDetail:
+        card = services.library.get(prototype_id)
+        if card is None:
+            raise HTTPException(404, detail=f"unknown prototype '{prototype_id}'")
+        return PrototypeDetail(library_version=services.library.version, prototype=card)
+
+    @app.post("/route", response_model=RouteResponse, tags=["scoring"])
+    async def route(body: RouteRequest) -> RouteResponse:
+        if len(body.items) > settings.max_route_texts:
+            raise RequestError(f"too many items: {len(body.items)} > max_route_texts={settings.max_route_texts}")
+        for i, q in enumerate(body.items):
+            if len(q.text) > settings.max_step_chars:
+                raise RequestError(f"item {i} has {len(q.text)} characters > max_step_chars={settings.max_step_chars}")
+        explicit = {i: services.router.explicit(q.prototype_id) for i, q in enumerate(body.items) if q.prototype_id}
+        require_ready()
+        todo = [i for i in range(len(body.items)) if i not in explicit]
+        routed = await services.router.route(
+            [body.items[i].text[: settings.route_text_chars] for i in todo], [body.items[i].domain for i in todo])
+        by_index = {**explicit, **dict(zip(todo, routed))}
+        return RouteResponse(library_version=services.library.version,
+                             results=[_route_result(by_index[i]) for i in range(len(body.items))])
+
+    @app.post("/score", response_model=ScoreResponse, tags=["scoring"])
+    async def score(body: ScoreRequest) -> ScoreResponse:
+        prepared = services.scorer.prepare(body)  # answer 4xx before 503-not-ready
+        require_ready()
+        return await services.scorer.score(body, prepared)
+
+    return app
+
+
+def _route_result(route: Route) -> RouteResult:
+    return RouteResult(
+        prototype_id=route.card.id, prototype_name=route.card.name, domain=route.card.domain,
+        similarity=route.similarity, fallback=route.fallback,
+        alternatives=[Alternative(prototype_id=c.card_id, similarity=c.similarity) for c in route.alternatives])
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestError)
+    async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+    @app.exception_handler(UnknownPrototypeError)
+    async def _unknown_prototype(_: Request, exc: UnknownPrototypeError) -> JSONResponse:
+        return JSONResponse({"detail": f"unknown prototype_id '{exc.card_id}'"}, status_code=422)
+
+    @app.exception_handler(OverloadedError)
+    async def _overloaded(_: Request, exc: OverloadedError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after_s)})

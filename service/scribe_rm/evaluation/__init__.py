@@ -1,0 +1,1 @@
+"""Offline evaluations: routing accuracy (and, later, judge consistency)."""

@@ -1,0 +1,67 @@
+"""In-process judge with transformers: one forward pass, next-token logprobs of "0".."3".
+
+Runs on one worker thread, one prompt at a time: on a CPU batching buys no throughput here, and
+batch size 1 keeps scores independent of what else is in flight (no padding-dependent drift)."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .base import LABELS, JudgeError
+
+
+class LocalJudge:
+    def __init__(self, model_dir: Path, device: str = "cpu"):
+        self.model_dir = Path(model_dir)
+        self.device = device
+        self.model_name = f"local:{self.model_dir.name}"
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-judge")
+        self._model = None
+        self._tokenizer = None
+        self._label_ids: list[int] = []
+
+    async def start(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if not (self.model_dir / "config.json").exists():
+            raise JudgeError(f"no model at {self.model_dir}; run `scribe-rm models prepare` or set SCRIBE_JUDGE_MODEL_DIR")
+        tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        ids = [tokenizer.encode(label, add_special_tokens=False) for label in LABELS]
+        if any(len(i) != 1 for i in ids):
+            raise JudgeError(f"the labels 0-3 are not single tokens for this tokenizer: {ids}")
+        model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32).to(self.device).eval()
+        self._label_ids = [i[0] for i in ids]
+        self._tokenizer, self._model = tokenizer, model
+
+    async def ready(self) -> bool:
+        return self._model is not None
+
+    def _forward(self, messages: list[dict[str, str]]) -> list[float]:
+        import torch
+
+        assert self._model is not None and self._tokenizer is not None, "judge not started"
+        prompt = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        inputs = self._tokenizer(prompt, add_special_tokens=False, return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            logits = self._model(**inputs).logits[0, -1].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        return [float(logprobs[i]) for i in self._label_ids]
+
+    async def label_logprobs(self, messages: list[dict[str, str]]) -> list[float]:
+        if self._model is None:
+            raise JudgeError("local judge is not loaded")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._forward, messages)
+        except JudgeError:
+            raise
+        except Exception as exc:  # a model failure is a judge failure for the item, not a server crash
+            raise JudgeError(f"local judge failed: {type(exc).__name__}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,203 @@
+"""Every request and response body of the HTTP API, in one place."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .prototypes import Card, Domain
+from .settings import Aggregation
+
+ItemStatus = Literal["ok", "judge_error", "timeout", "invalid"]
+SplitMode = Literal["auto", "blank_lines", "lines", "regex", "step_markers", "subgoal_tags"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------- prototypes and routing ----------
+
+class PrototypeSummary(BaseModel):
+    id: str
+    name: str
+    domain: Domain
+    when_to_use: str
+
+
+class PrototypeList(BaseModel):
+    library_version: str
+    prototypes: list[PrototypeSummary]
+
+
+class PrototypeDetail(BaseModel):
+    library_version: str
+    prototype: Card
+
+
+class RouteQuery(Strict):
+    text: str = Field(min_length=1, description="A subgoal or step text.")
+    domain: Domain | None = Field(None, description="Only consider cards of this domain (general always allowed).")
+    prototype_id: str | None = Field(None, description="Bypass routing and use this card.")
+
+
+class RouteRequest(Strict):
+    items: list[RouteQuery] = Field(min_length=1)
+
+
+class Alternative(BaseModel):
+    prototype_id: str
+    similarity: float
+
+
+class RouteResult(BaseModel):
+    prototype_id: str
+    prototype_name: str
+    domain: Domain
+    similarity: float | None
+    fallback: bool
+    alternatives: list[Alternative]
+
+
+class RouteResponse(BaseModel):
+    library_version: str
+    results: list[RouteResult]
+
+
+# ---------- scoring ----------
+
+class StepIn(Strict):
+    text: str = Field(min_length=1)
+    subgoal: str | None = Field(None, description="What the step is meant to achieve; routed on when given.")
+    prototype_id: str | None = Field(None, description="Judge against this card instead of routing.")
+
+
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    arguments: str | dict[str, Any] | None = None
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    type: str | None = "function"
+    function: FunctionCall
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")  # OpenAI messages carry many optional fields
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.get("text", "") for part in self.content if isinstance(part, dict))
+        return self.content or ""
+
+
+class ScoreItem(Strict):
+    id: str = Field(min_length=1, max_length=256)
+    question: str = Field("", description="The task; taken from the first user message when messages are given.")
+    steps: list[StepIn] | None = None
+    response: str | None = None
+    messages: list[Message] | None = None
+    domain: Domain | None = None
+    outcome: float | None = Field(None, description="Outcome reward, e.g. 1.0 correct and 0.0 wrong.")
+    reference: str | None = Field(None, description="Kept for the caller; the judge never sees it.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _exactly_one_trajectory(self) -> "ScoreItem":
+        given = [name for name in ("steps", "response", "messages") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of steps, response or messages (got {given or 'none'})")
+        return self
+
+    @field_validator("outcome")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("outcome must be a finite number")
+        return value
+
+
+class SplitOptions(Strict):
+    mode: SplitMode = "auto"
+    pattern: str | None = Field(None, description="Separator regex for mode=regex.")
+
+    @model_validator(mode="after")
+    def _pattern_for_regex(self) -> "SplitOptions":
+        if (self.mode == "regex") != (self.pattern is not None):
+            raise ValueError("pattern is required with mode=regex and only allowed with it")
+        return self
+
+
+class Weights(Strict):
+    outcome: float = Field(ge=0)
+    process: float = Field(ge=0)
+
+
+class ScoreRequest(Strict):
+    items: list[ScoreItem] = Field(min_length=1)
+    split: SplitOptions = Field(default_factory=SplitOptions)
+    aggregation: Aggregation | None = None
+    weights: Weights | None = None
+    deadline_s: float | None = Field(None, gt=0, description="Answer within this many seconds.")
+    request_id: str | None = Field(None, max_length=128)
+
+
+class StepScore(BaseModel):
+    index: int
+    start: int | None = Field(description="Character span in the response (None for given steps and messages).")
+    end: int | None
+    message_indices: list[int] | None = None
+    prototype_id: str
+    prototype_name: str
+    similarity: float | None
+    fallback: bool
+    score: float | None = Field(description="Expected score on 0-3 from the label probabilities.")
+    score_normalized: float | None = Field(description="score / 3.")
+    label: int | None = Field(description="Most probable label 0-3.")
+    probabilities: list[float] | None = Field(description="P(0), P(1), P(2), P(3); they sum to 1.")
+    confidence: float | None = Field(description="Probability of the most probable label.")
+    label_mass: float | None = Field(description="Probability mass the judge put on 0-3 before renormalizing.")
+    cache_hit: bool = False
+    error: str | None = None
+
+
+class ItemResult(BaseModel):
+    id: str
+    status: ItemStatus
+    error: str | None = None
+    reward: float | None = None
+    process_reward: float | None = None
+    outcome: float | None = None
+    n_steps: int = 0
+    steps: list[StepScore] = Field(default_factory=list)
+
+
+class CacheStats(BaseModel):
+    hits: int
+    misses: int
+    deduplicated: int
+
+
+class ScoreResponse(BaseModel):
+    request_id: str
+    library_version: str
+    judge_model: str
+    aggregation: Aggregation
+    weights: Weights
+    results: list[ItemResult]
+    cache: CacheStats
+    latency_ms: float
+
+
+class ErrorBody(BaseModel):
+    detail: Any

@@ -1,0 +1,293 @@
+"""The scoring pipeline: segment -> route -> judge -> aggregate, under one deadline.
+
+Identical judgements are computed once: served from the LRU cache, shared within a request, and shared
+with other requests while in flight. Work nobody waits for any more is cancelled. Every item comes back
+`ok` with a reward, or with an explicit status (`judge_error`, `timeout`, `invalid`) and no reward."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+
+from .aggregate import combine, process_reward
+from .cache import LRUCache, judgement_key
+from .judges import Judge, JudgeError, ScoreDistribution
+from .prompt import PromptBuilder, PromptLimits, clip
+from .prototypes import Library
+from .router import Route, Router, UnknownPrototypeError
+from .schemas import CacheStats, ItemResult, ScoreItem, ScoreRequest, ScoreResponse, StepScore, Weights
+from .segment import SegmentationError, Trajectory, compile_user_pattern, segment_item
+from .settings import Aggregation, Settings
+
+DEADLINE_MARGIN_S = 0.05  # time kept back to assemble and send the response
+
+
+class RequestError(ValueError):
+    """The request as a whole cannot be served as sent (HTTP 4xx)."""
+
+    def __init__(self, message: str, status_code: int = 422):
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class OverloadedError(RuntimeError):
+    """Too much judge work is queued; the caller should retry after `retry_after_s`."""
+
+    def __init__(self, message: str, retry_after_s: int = 2):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass
+class PreparedItem:
+    item: ScoreItem
+    trajectory: Trajectory | None = None
+    invalid: str | None = None
+
+
+@dataclass(frozen=True)
+class RewardPolicy:
+    aggregation: Aggregation
+    weights: Weights
+    budget_s: float
+
+
+@dataclass
+class StepJob:
+    route: Route
+    key: str
+    messages: list[dict[str, str]]
+    cached: ScoreDistribution | None = None
+
+
+class Scorer:
+    def __init__(self, settings: Settings, library: Library, router: Router, judge: Judge):
+        self.settings = settings
+        self.library = library
+        self.router = router
+        self.judge = judge
+        self.prompts = PromptBuilder(PromptLimits(
+            question_chars=settings.prompt_question_chars, step_chars=settings.prompt_step_chars,
+            context_steps=settings.prompt_context_steps, context_step_chars=settings.prompt_context_step_chars))
+        self.cache: LRUCache[ScoreDistribution] = LRUCache(settings.cache_size)
+        self._inflight: dict[str, asyncio.Task[ScoreDistribution]] = {}
+        self._waiters: dict[str, int] = {}
+
+    @property
+    def pending_judgements(self) -> int:
+        return len(self._inflight)
+
+    # ---------- validation ----------
+
+    def prepare(self, request: ScoreRequest) -> list[PreparedItem]:
+        s = self.settings
+        if len(request.items) > s.max_items:
+            raise RequestError(f"too many items: {len(request.items)} > max_items={s.max_items}")
+        if request.split.mode == "regex":
+            try:
+                compile_user_pattern(request.split.pattern or "")
+            except SegmentationError as exc:
+                raise RequestError(str(exc)) from exc
+        return [self._prepare_item(item, request) for item in request.items]
+
+    def _prepare_item(self, item: ScoreItem, request: ScoreRequest) -> PreparedItem:
+        s = self.settings
+        try:
+            trajectory = segment_item(item, request.split)
+        except SegmentationError as exc:
+            return PreparedItem(item, invalid=str(exc))
+        segments = trajectory.segments
+        if not segments:
+            return PreparedItem(item, invalid="nothing to score: the trajectory has no non-empty step")
+        if len(segments) > s.max_steps_per_item:
+            raise RequestError(f"item '{item.id}' has {len(segments)} steps > max_steps_per_item={s.max_steps_per_item}")
+        for index, segment in enumerate(segments):
+            if len(segment.text) > s.max_step_chars:
+                raise RequestError(f"item '{item.id}' step {index} has {len(segment.text)} characters "
+                                   f"> max_step_chars={s.max_step_chars}")
+            if segment.prototype_id is not None and self.library.get(segment.prototype_id) is None:
+                raise RequestError(f"item '{item.id}' step {index}: unknown prototype_id '{segment.prototype_id}'")
+        return PreparedItem(item, trajectory)
+
+    # ---------- scoring ----------
+
+    async def score(self, request: ScoreRequest, prepared: list[PreparedItem] | None = None) -> ScoreResponse:
+        """Score every item; `prepared` is `prepare(request)` when the caller already ran it."""
+        started = time.monotonic()
+        policy = RewardPolicy(
+            aggregation=request.aggregation or self.settings.aggregation,
+            weights=request.weights or Weights(outcome=self.settings.weight_outcome,
+                                               process=self.settings.weight_process),
+            budget_s=min(request.deadline_s or self.settings.default_deadline_s, self.settings.max_deadline_s),
+        )
+        deadline = started + policy.budget_s
+        prepared = prepared if prepared is not None else self.prepare(request)
+        jobs: dict[tuple[int, int], StepJob] = {}
+        tasks: dict[str, asyncio.Task[ScoreDistribution]] = {}
+        try:
+            routes = await asyncio.wait_for(self._route(prepared), timeout=max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            routes = None
+        stats = CacheStats(hits=0, misses=0, deduplicated=0)
+        try:
+            if routes is not None:
+                jobs = self._plan(prepared, routes, stats)
+                tasks = self._launch(jobs)
+                remaining = deadline - time.monotonic() - DEADLINE_MARGIN_S
+                if tasks and remaining > 0:
+                    await asyncio.wait(tasks.values(), timeout=remaining)
+            results = [self._result(i, p, jobs, tasks, routes is None, policy) for i, p in enumerate(prepared)]
+        finally:
+            self._release(list(tasks))
+        return ScoreResponse(
+            request_id=request.request_id or uuid.uuid4().hex,
+            library_version=self.library.version,
+            judge_model=self.judge.model_name,
+            aggregation=policy.aggregation,
+            weights=policy.weights,
+            results=results,
+            cache=stats,
+            latency_ms=round((time.monotonic() - started) * 1000, 2),
+        )
+
+    async def _route(self, prepared: list[PreparedItem]) -> dict[tuple[int, int], Route]:
+        routes: dict[tuple[int, int], Route] = {}
+        texts, where, domains = [], [], []
+        for i, p in enumerate(prepared):
+            if p.trajectory is None:
+                continue
+            for j, segment in enumerate(p.trajectory.segments):
+                if segment.prototype_id is not None:
+                    routes[(i, j)] = self.router.explicit(segment.prototype_id)
+                else:
+                    texts.append(clip(segment.subgoal or segment.text, self.settings.route_text_chars))
+                    where.append((i, j))
+                    domains.append(p.item.domain)
+        if texts:
+            routes.update(zip(where, await self.router.route(texts, domains)))
+        return routes
+
+    def _plan(self, prepared: list[PreparedItem], routes: dict[tuple[int, int], Route],
+              stats: CacheStats) -> dict[tuple[int, int], StepJob]:
+        jobs: dict[tuple[int, int], StepJob] = {}
+        seen: set[str] = set()
+        for (i, j), route in routes.items():
+            trajectory = prepared[i].trajectory
+            assert trajectory is not None
+            messages = self.prompts.messages(route.card, trajectory.question, trajectory.segments, j)
+            key = judgement_key(self.library.version, route.card.id, self.judge.model_name, messages)
+            job = StepJob(route, key, messages)
+            if key in seen:
+                stats.deduplicated += 1
+            else:
+                seen.add(key)
+                job.cached = self.cache.get(key)
+                if job.cached is not None:
+                    stats.hits += 1
+                else:
+                    stats.misses += 1
+            jobs[(i, j)] = job
+        return jobs
+
+    def _launch(self, jobs: dict[tuple[int, int], StepJob]) -> dict[str, asyncio.Task[ScoreDistribution]]:
+        """Start (or join) one task per distinct uncached judgement; returns the tasks this request waits on."""
+        needed = {job.key: job.messages for job in jobs.values() if job.cached is None}
+        new = [key for key in needed if key not in self._inflight]
+        if len(self._inflight) + len(new) > self.settings.judge_max_pending:
+            raise OverloadedError(f"judge queue is full ({len(self._inflight)} pending, "
+                                  f"judge_max_pending={self.settings.judge_max_pending}); retry later")
+        for key in new:
+            task = asyncio.get_running_loop().create_task(self._judge_once(key, needed[key]))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _t, k=key: self._forget(k))
+        for key in needed:
+            self._waiters[key] = self._waiters.get(key, 0) + 1
+        return {key: self._inflight[key] for key in needed}
+
+    async def _judge_once(self, key: str, messages: list[dict[str, str]]) -> ScoreDistribution:
+        distribution = ScoreDistribution.from_logprobs(await self.judge.label_logprobs(messages))
+        self.cache.put(key, distribution)
+        return distribution
+
+    def _forget(self, key: str) -> None:
+        self._inflight.pop(key, None)
+        self._waiters.pop(key, None)
+
+    def _release(self, keys: list[str]) -> None:
+        for key in keys:
+            if key not in self._waiters:
+                continue
+            self._waiters[key] -= 1
+            task = self._inflight.get(key)
+            if self._waiters[key] <= 0 and task is not None and not task.done():
+                task.cancel()  # nobody waits for it any more: free the judge for live requests
+
+    # ---------- assembly ----------
+
+    @staticmethod
+    def _outcome_of(job: StepJob, task: asyncio.Task[ScoreDistribution] | None
+                    ) -> tuple[ScoreDistribution | None, str | None, bool]:
+        """(distribution, error, finished) for one step."""
+        if job.cached is not None:
+            return job.cached, None, True
+        if task is None or not task.done():
+            return None, None, False
+        if task.cancelled():
+            return None, "judge call was cancelled", True
+        error = task.exception()
+        if error is None:
+            return task.result(), None, True
+        message = str(error) if isinstance(error, JudgeError) else f"{type(error).__name__}: {error}"
+        return None, message, True
+
+    def _result(self, i: int, prepared: PreparedItem, jobs: dict[tuple[int, int], StepJob],
+                tasks: dict[str, asyncio.Task[ScoreDistribution]], routing_timed_out: bool,
+                policy: RewardPolicy) -> ItemResult:
+        item = prepared.item
+        if prepared.invalid is not None:
+            return ItemResult(id=item.id, status="invalid", error=prepared.invalid, outcome=item.outcome)
+        assert prepared.trajectory is not None
+        segments = prepared.trajectory.segments
+        if routing_timed_out:
+            return ItemResult(id=item.id, status="timeout", outcome=item.outcome, n_steps=len(segments),
+                              error=f"deadline of {policy.budget_s:g}s reached while routing")
+        steps, errors, unfinished = [], [], 0
+        for j, segment in enumerate(segments):
+            job = jobs[(i, j)]
+            distribution, error, finished = self._outcome_of(job, tasks.get(job.key))
+            unfinished += not finished
+            if error:
+                errors.append(f"step {j}: {error}")
+            steps.append(self._step_score(j, segment, job, distribution, error))
+        base = dict(id=item.id, outcome=item.outcome, n_steps=len(segments), steps=steps)
+        if errors:
+            return ItemResult(status="judge_error", error="; ".join(errors[:3]), **base)
+        if unfinished:
+            return ItemResult(status="timeout", error=f"deadline of {policy.budget_s:g}s reached with {unfinished} "
+                              f"of {len(segments)} steps unjudged", **base)
+        normalized = [s.score_normalized for s in steps]
+        process = process_reward(normalized, policy.aggregation, self.settings.first_error_threshold)  # type: ignore[arg-type]
+        reward = combine(process, item.outcome, policy.weights.outcome, policy.weights.process)
+        return ItemResult(status="ok", reward=round(reward, 6), process_reward=round(process, 6), **base)
+
+    @staticmethod
+    def _step_score(j: int, segment, job: StepJob, distribution: ScoreDistribution | None,
+                    error: str | None) -> StepScore:
+        route = job.route
+        scored = distribution is not None
+        return StepScore(
+            index=j, start=segment.start, end=segment.end,
+            message_indices=list(segment.message_indices) if segment.message_indices else None,
+            prototype_id=route.card.id, prototype_name=route.card.name,
+            similarity=route.similarity, fallback=route.fallback,
+            score=round(distribution.expected, 6) if scored else None,
+            score_normalized=round(distribution.expected / 3, 6) if scored else None,
+            label=distribution.label if scored else None,
+            probabilities=[round(p, 6) for p in distribution.probabilities] if scored else None,
+            confidence=round(distribution.confidence, 6) if scored else None,
+            label_mass=round(distribution.label_mass, 6) if scored else None,
+            cache_hit=job.cached is not None,
+            error=error,
+        )

