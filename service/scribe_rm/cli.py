@@ -21,7 +21,7 @@ eval_app = typer.Typer(help="Offline evaluations.", no_args_is_help=True)
 app.add_typer(prototypes_app, name="prototypes")
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
-console = Console()
+console = Console(soft_wrap=True)  # never split paths or messages across lines
 
 
 def _logging() -> None:

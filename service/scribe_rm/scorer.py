@@ -172,23 +172,21 @@ class Scorer:
     def _plan(self, prepared: list[PreparedItem], routes: dict[tuple[int, int], Route],
               stats: CacheStats) -> dict[tuple[int, int], StepJob]:
         jobs: dict[tuple[int, int], StepJob] = {}
-        seen: set[str] = set()
+        cached: dict[str, ScoreDistribution | None] = {}  # one cache look-up per distinct judgement
         for (i, j), route in routes.items():
             trajectory = prepared[i].trajectory
             assert trajectory is not None
             messages = self.prompts.messages(route.card, trajectory.question, trajectory.segments, j)
             key = judgement_key(self.library.version, route.card.id, self.judge.model_name, messages)
-            job = StepJob(route, key, messages)
-            if key in seen:
+            if key in cached:
                 stats.deduplicated += 1
             else:
-                seen.add(key)
-                job.cached = self.cache.get(key)
-                if job.cached is not None:
+                cached[key] = self.cache.get(key)
+                if cached[key] is not None:
                     stats.hits += 1
                 else:
                     stats.misses += 1
-            jobs[(i, j)] = job
+            jobs[(i, j)] = StepJob(route, key, messages, cached[key])
         return jobs
 
     def _launch(self, jobs: dict[tuple[int, int], StepJob]) -> dict[str, asyncio.Task[ScoreDistribution]]:
