@@ -82,6 +82,6 @@ def embedder(settings):
 @pytest.fixture(scope="session")
 def router(settings, library, embedder):
     r = Router(library, embedder, settings.route_threshold, settings.route_top_k, settings.fallback_prototype_id,
-               settings.route_train_steps)
+               settings.route_train_steps, settings.route_lexical_weight)
     r.build_sync()
     return r

@@ -48,10 +48,11 @@ class Settings(BaseSettings):
     embedder_device: str = "cpu"
     embed_batch_size: int = Field(64, ge=1)
     embed_window_ms: float = Field(5.0, ge=0)  # micro-batch collection window across requests
-    route_threshold: float = Field(0.2, ge=-1, le=1)  # cosine to the learned card vector
+    route_threshold: float = Field(0.09, ge=-1, le=1)  # joint similarity to the card vector (see router.py)
     route_top_k: int = Field(3, ge=1, le=20)
     route_text_chars: int = Field(600, ge=32)  # long steps are cut before embedding
     route_train_steps: int = Field(300, ge=0)  # 0: plain anchor centroids
+    route_lexical_weight: float = Field(0.8, ge=0)  # weight of the TF-IDF part of the similarity (0: off)
 
     # --- judge ---
     judge_backend: Literal["local", "openai"] = "local"
