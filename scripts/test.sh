@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up (idempotent) and run the whole test suite, including the integration tests against a real
+# vLLM server that this script installs, starts and stops. SCRIBE_TEST_VLLM=0 skips vLLM (and those tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t0=$(date +%s)
+bash scripts/setup.sh
+t1=$(date +%s); echo "timing: service set-up $((t1 - t0))s"
+export HF_HUB_OFFLINE=1
+if [ "${SCRIBE_TEST_VLLM:-1}" != "0" ]; then
+  bash scripts/vllm_setup.sh
+  t2=$(date +%s); echo "timing: vLLM install $((t2 - t1))s"
+  trap 'bash scripts/vllm_stop.sh' EXIT
+  bash scripts/vllm_start.sh
+  t3=$(date +%s); echo "timing: vLLM start-up $((t3 - t2))s"
+  export SCRIBE_TEST_VLLM_URL="http://127.0.0.1:${SCRIBE_VLLM_PORT:-8011}"
+fi
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,127 @@
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import ScriptedJudge
+from scribe_rm.app import create_app
+from scribe_rm.settings import Settings
+
+
+def wait_ready(client: TestClient, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if client.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not ready: {client.get('/readyz').json()}")
+
+
+@pytest.fixture(scope="module")
+def client():
+    settings = Settings(max_items=4, max_route_texts=4, max_steps_per_item=6, max_step_chars=500,
+                        max_body_bytes=20_000)
+    with TestClient(create_app(settings, judge=ScriptedJudge())) as c:
+        wait_ready(c)
+        yield c
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "alive"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"embedder": True, "router": True, "judge": True}
+
+
+def test_readyz_is_503_while_loading():
+    app = create_app(Settings(), judge=ScriptedJudge())
+    with TestClient(app) as c:
+        first = c.get("/readyz")  # the embedder takes seconds to load; this answers at once
+        assert first.status_code == 503 and first.json()["ready"] is False
+        assert c.get("/healthz").status_code == 200
+        response = c.post("/score", json={"items": [{"id": "a", "response": "x"}]})
+        assert response.status_code in (200, 503)
+        if response.status_code == 503:
+            assert response.headers["Retry-After"]
+
+
+def test_prototypes_list_and_detail(client):
+    listing = client.get("/prototypes").json()
+    assert len(listing["prototypes"]) >= 36 and listing["library_version"]
+    detail = client.get("/prototypes/math.bound_conclusion").json()
+    assert detail["prototype"]["rubric"]["2"].startswith("Correct conclusion")
+    assert detail["library_version"] == listing["library_version"]
+    missing = client.get("/prototypes/math.nope")
+    assert missing.status_code == 404 and "math.nope" in missing.json()["detail"]
+
+
+def test_route_batch(client):
+    body = {"items": [{"text": "Plug the answer back into both original equations to verify."},
+                      {"text": "I like turtles and sunny afternoons."},
+                      {"text": "whatever", "prototype_id": "tool.abstain"}]}
+    results = client.post("/route", json=body).json()["results"]
+    assert results[0]["prototype_id"] == "math.substitution_check" and not results[0]["fallback"]
+    assert len(results[0]["alternatives"]) == 3
+    assert results[1]["fallback"] and results[1]["prototype_id"] == "general.step_validity"
+    assert results[2]["prototype_id"] == "tool.abstain" and results[2]["similarity"] is None
+
+
+@pytest.mark.parametrize("path, body, status, words", [
+    ("/route", {"items": [{"text": "x", "prototype_id": "no.such"}]}, 422, "unknown prototype_id 'no.such'"),
+    ("/route", {"items": [{"text": ""}]}, 422, "at least 1 character"),
+    ("/route", {"items": []}, 422, "at least 1 item"),
+    ("/route", {"items": [{"text": "a"}] * 5}, 422, "max_route_texts=4"),
+    ("/route", {"items": [{"text": "a" * 501}]}, 422, "max_step_chars=500"),
+    ("/route", {"items": [{"text": "a"}], "extra": 1}, 422, "Extra inputs"),
+    ("/score", {"items": [{"id": "a"}]}, 422, "exactly one of steps, response or messages"),
+    ("/score", {"items": [{"id": "a", "response": "x", "unknown": 1}]}, 422, "Extra inputs"),
+    ("/score", {"items": [{"id": "a", "response": "x"}] * 5}, 422, "max_items=4"),
+    ("/score", {"items": [{"id": "a", "response": "x"}], "split": {"mode": "regex", "pattern": "("}}, 422,
+     "not a valid regex"),
+    ("/score", {"items": [{"id": "a", "steps": [{"text": "x", "prototype_id": "no.such"}]}]}, 422,
+     "item 'a' step 0: unknown prototype_id 'no.such'"),
+    ("/score", {"items": [{"id": "a", "response": "\n\n".join(["s"] * 7)}]}, 422, "max_steps_per_item=6"),
+    ("/score", {"items": [{"id": "a", "response": "x"}], "deadline_s": -1}, 422, "greater than 0"),
+    ("/score", {"items": [{"id": "a", "response": "x"}], "aggregation": "median"}, 422, "mean"),
+])
+def test_bad_input_gets_a_clear_4xx(client, path, body, status, words):
+    response = client.post(path, json=body)
+    assert response.status_code == status
+    assert words in json.dumps(response.json()["detail"])
+
+
+def test_body_over_the_limit_is_413(client):
+    big = {"items": [{"id": "a", "response": "x" * 30_000}]}
+    response = client.post("/score", json=big)
+    assert response.status_code == 413 and "max_body_bytes=20000" in response.json()["detail"]
+
+
+def test_chunked_body_over_the_limit_is_413(client):
+    def chunks():
+        yield b'{"items": [{"id": "a", "response": "'
+        for _ in range(30):
+            yield b"x" * 1000
+        yield b'"}]}'
+    response = client.post("/score", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_score_examples_end_to_end(client):
+    body = json.loads(open("examples/score_request.json").read())
+    response = client.post("/score", json=body)
+    assert response.status_code == 200
+    data = response.json()
+    assert [r["id"] for r in data["results"]] == [i["id"] for i in body["items"]]
+    for result in data["results"]:
+        assert result["status"] == "ok" and 0 <= result["reward"] <= 1 and result["n_steps"] == len(result["steps"])
+    stepwise = data["results"][2]
+    response_text = body["items"][2]["response"]
+    assert [response_text[s["start"]:s["end"]][:6] for s in stepwise["steps"]] == ["Step 1", "Step 2", "Step 3"]
+    assert data["judge_model"] == "scripted-judge" and data["weights"] == {"outcome": 0.7, "process": 0.3}
+
+
+def test_openapi_documents_every_route(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/healthz", "/readyz", "/prototypes", "/prototypes/{prototype_id}", "/route", "/score"} <= set(paths)
+    assert client.get("/docs").status_code == 200

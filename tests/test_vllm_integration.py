@@ -1,0 +1,133 @@
+"""The `openai` judge backend against a real vLLM server (started by scripts/test.sh via vllm_start.sh),
+through a real `scribe-rm serve` process. Skipped only when SCRIBE_TEST_VLLM_URL is unset."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+VLLM_URL = os.environ.get("SCRIBE_TEST_VLLM_URL")
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.vllm,
+              pytest.mark.skipif(not VLLM_URL, reason="needs a vLLM server: run scripts/test.sh (SCRIBE_TEST_VLLM_URL)")]
+
+BOUND = "Find the largest integer c such that 4c + 1 < 180."
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def is_ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def service():
+    port = free_port()
+    env = {**os.environ, "SCRIBE_JUDGE_BACKEND": "openai", "SCRIBE_JUDGE_BASE_URLS": VLLM_URL,
+           "SCRIBE_JUDGE_MODEL": "judge", "SCRIBE_CACHE_SIZE": "0", "SCRIBE_JUDGE_TIMEOUT_S": "60",
+           "SCRIBE_JUDGE_RETRIES": "2", "SCRIBE_PORT": str(port), "HF_HUB_OFFLINE": "1"}
+    log = open(REPO / "var" / f"service-{port}.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "scribe_rm.cli", "serve"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: is_ready(url), 120, "the service to be ready")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+def score(url: str, body: dict, timeout: float = 300) -> dict:
+    response = httpx.post(f"{url}/score", json=body, timeout=timeout)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def prefix_cache_hits() -> float:
+    text = httpx.get(f"{VLLM_URL}/metrics", timeout=10).text
+    return sum(float(v) for v in re.findall(r"^vllm:prefix_cache_hits_total\{[^}]*\} (\S+)$", text, re.M))
+
+
+def test_scores_are_distributions_and_repeatable(service):
+    body = {"items": [
+        {"id": "leak", "question": BOUND, "response": "Step 1: 4c < 179.\nStep 2: c < 44.75.\nStep 3: So c = 44.75."},
+        {"id": "tool", "question": "Weather in Paris?", "steps": [
+            {"text": "Tool call: get_weather({\"city\": \"Paris\"})"}, {"text": "It is 21 degrees in Paris."}]},
+    ], "deadline_s": 240}
+    first, second = score(service, body), score(service, body)
+    assert first["judge_model"] == "judge" and first["cache"]["hits"] == 0 and second["cache"]["hits"] == 0
+    for result in first["results"]:
+        assert result["status"] == "ok", result
+        for step in result["steps"]:
+            assert sum(step["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+            assert 0 <= step["score"] <= 3 and 0 < step["label_mass"] <= 1
+    pick = lambda r: [[s["probabilities"] for s in i["steps"]] for i in r["results"]]  # noqa: E731
+    assert pick(first) == pick(second)  # T=0 + seed: the same batch gives the same scores
+    assert [i["reward"] for i in first["results"]] == [i["reward"] for i in second["results"]]
+
+
+def test_prefix_cache_reuses_the_card(service):
+    before = prefix_cache_hits()
+    steps = [{"text": f"There are C({n}, 2) = {n * (n - 1) // 2} ways to choose the pair.",
+              "prototype_id": "math.counting"} for n in range(5, 10)]
+    result = score(service, {"items": [{"id": "c", "question": "Count the pairs.", "steps": steps}]})
+    assert result["results"][0]["status"] == "ok"
+    assert prefix_cache_hits() > before
+
+
+def test_vllm_stopped_mid_batch_then_recovers(service):
+    body = {"items": [{"id": f"i{k}", "question": BOUND,
+                       "steps": [{"text": f"Step {j}: c < {44 + k}.{j}5 so c <= {44 + k}."} for j in range(4)]}
+                      for k in range(4)], "deadline_s": 60}
+    outcome: dict = {}
+
+    def run() -> None:
+        started = time.monotonic()
+        outcome["response"] = score(service, body, timeout=120)
+        outcome["elapsed"] = time.monotonic() - started
+
+    worker = threading.Thread(target=run)
+    try:
+        worker.start()
+        time.sleep(3)
+        subprocess.run(["bash", "scripts/vllm_stop.sh"], cwd=REPO, check=True)
+        worker.join(120)
+        assert not worker.is_alive(), "the request hung after vLLM stopped"
+        assert outcome["elapsed"] < 60 + 2
+        statuses = [r["status"] for r in outcome["response"]["results"]]
+        assert set(statuses) <= {"ok", "judge_error", "timeout"} and set(statuses) - {"ok"}, statuses
+        for r in outcome["response"]["results"]:
+            assert (r["reward"] is None) == (r["status"] != "ok")
+        wait_for(lambda: httpx.get(f"{service}/readyz", timeout=10).status_code == 503, 30, "/readyz to turn 503")
+    finally:
+        subprocess.run(["bash", "scripts/vllm_start.sh"], cwd=REPO, check=True)
+    wait_for(lambda: is_ready(service), 60, "the service to be ready again")
+    again = score(service, {"items": body["items"][:1], "deadline_s": 120})
+    assert again["results"][0]["status"] == "ok"
