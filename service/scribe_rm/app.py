@@ -10,6 +10,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from . import __version__
+from .compat import router as compat_router
 from .judges import Judge
 from .limits import BodySizeLimit
 from .router import Route, UnknownPrototypeError
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, judge: Judge | None = None) -> 
         require_ready()
         return await services.scorer.score(body, prepared)
 
+    app.include_router(compat_router)
     return app
 
 

@@ -201,3 +201,19 @@ class ScoreResponse(BaseModel):
 
 class ErrorBody(BaseModel):
     detail: Any
+
+
+# ---------- trainer compatibility ----------
+
+class OpenRLHFRequest(BaseModel):
+    """OpenRLHF's remote reward request: `query` is prompt + response (with special tokens)."""
+    model_config = ConfigDict(extra="allow")
+    query: list[str] = Field(default_factory=list)
+    prompts: list[str] = Field(default_factory=list)
+    labels: list[Any] = Field(default_factory=list)
+
+
+class OpenRLHFResponse(BaseModel):
+    rewards: list[float]
+    scores: list[float] = Field(description="The rewards clipped to [0, 1] (OpenRLHF's dynamic filter range).")
+    extra_logs: dict[str, list[float]]

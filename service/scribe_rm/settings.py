@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     aggregation: Aggregation = "mean"
     weight_outcome: float = Field(0.7, ge=0)
     weight_process: float = Field(0.3, ge=0)
+    compat_failure_reward: float = 0.0  # reward for a failed item on trainer routes that cannot take None
     first_error_threshold: float = Field(0.5, ge=0, le=1)  # normalized step score below this is an error
 
     # --- cache ---

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from ..settings import Settings
 from .base import LABELS, JudgeError
@@ -97,7 +97,7 @@ class OpenAIJudge:
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, RetryableJudgeError)),
             stop=stop_after_attempt(self.settings.judge_retries + 1),
-            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            wait=wait_random_exponential(multiplier=0.2, max=5.0),  # full jitter
             reraise=True,
         )
         async for attempt in retrying:

@@ -1,0 +1,161 @@
+"""The thin client and the trainer adapters, against a scripted HTTP server (retry behaviour) and
+against the real service running in-process with uvicorn (adapter mappings, OpenRLHF route)."""
+
+import asyncio
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+import uvicorn
+
+from conftest import ScriptedJudge
+from scribe_client import AsyncScribeClient, RetryPolicy, ScribeClient, ScribeError
+from scribe_client.adapters import as_text
+from scribe_client.trl import make_trl_reward
+from scribe_client.verl import KEYS, make_compute_score
+from scribe_rm.app import create_app
+from scribe_rm.settings import Settings
+
+FAST = RetryPolicy(attempts=3, base_delay_s=0.05, max_delay_s=0.5)
+OK_BODY = {"results": [{"id": "0", "status": "ok", "reward": 0.5}]}
+
+
+class Scripted:
+    def __init__(self, script):
+        self.script, self.bodies = list(script), []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+                status, body, headers = outer.script.pop(0) if len(outer.script) > 1 else outer.script[0]
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize("status", [503, 429, 500, 408])
+def test_retries_then_succeeds_with_one_request_id(status):
+    server = Scripted([(status, {"detail": "busy"}, {}), (200, OK_BODY, {})])
+    with ScribeClient(server.url, retry=FAST, timeout_s=10) as client:
+        assert client.score_one({"id": "0", "response": "x"})["reward"] == 0.5
+    assert len(server.bodies) == 2 and server.bodies[0]["request_id"] == server.bodies[1]["request_id"]
+    assert server.bodies[0]["deadline_s"] == 5  # timeout_s minus the default 5 s margin
+
+
+def test_honours_retry_after():
+    server = Scripted([(503, {"detail": "full"}, {"Retry-After": "1"}), (200, OK_BODY, {})])
+    started = time.monotonic()
+    with ScribeClient(server.url, retry=FAST, timeout_s=10) as client:
+        client.score([{"id": "0", "response": "x"}])
+    assert time.monotonic() - started >= 1.0
+
+
+def test_other_4xx_fail_at_once_with_the_server_message():
+    server = Scripted([(422, {"detail": "item 'a' has 70 steps > max_steps_per_item=64"}, {}), (200, OK_BODY, {})])
+    with ScribeClient(server.url, retry=FAST, timeout_s=10) as client:
+        with pytest.raises(ScribeError, match="max_steps_per_item=64") as err:
+            client.score([{"id": "a", "response": "x"}])
+    assert err.value.status_code == 422 and len(server.bodies) == 1
+
+
+def test_gives_up_after_the_attempts():
+    server = Scripted([(502, {"detail": "bad gateway"}, {})])
+    with ScribeClient(server.url, retry=FAST, timeout_s=10) as client:
+        with pytest.raises(ScribeError, match="502"):
+            client.score([{"id": "a", "response": "x"}])
+    assert len(server.bodies) == FAST.attempts
+
+
+async def test_async_unreachable_raises_scribe_error():
+    async with AsyncScribeClient("http://127.0.0.1:9", retry=FAST, timeout_s=10) as client:
+        with pytest.raises(ScribeError, match="unreachable") as err:
+            await client.score([{"id": "a", "response": "x"}])
+    assert err.value.status_code is None
+
+
+# ---------- adapters against the real service ----------
+
+@pytest.fixture(scope="module")
+def service_url():
+    app = create_app(Settings(max_steps_per_item=8), judge=ScriptedJudge())
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{url}/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "service not ready"
+        time.sleep(0.2)
+    yield url
+    server.should_exit = True
+    thread.join(10)
+
+
+async def test_trl_reward_returns_none_for_failed_items(service_url):
+    logged = {}
+    async with AsyncScribeClient(service_url, timeout_s=30) as client:
+        reward = make_trl_reward(client, outcome_fn=lambda p, c, answer: float(answer in as_text(c)), name="scribe_prm")
+        values = await reward(
+            prompts=[[{"role": "user", "content": "2+2?"}], "3+3?", "x?"],
+            completions=[[{"role": "assistant", "content": "GOOD: 4"}], "GOOD then FAIL", "   "],
+            answer=["4", "6", "1"], log_metric=lambda k, v: logged.__setitem__(k, v))
+    assert reward.__name__ == "scribe_prm"
+    assert values[0] == pytest.approx(0.7 * 1.0 + 0.3 * 0.8, abs=1e-6)  # outcome 1, one GOOD step (E=2.4/3)
+    assert values[1] is None and values[2] is None  # judge_error and invalid
+    assert logged["scribe/failed_fraction"] == pytest.approx(2 / 3)
+
+
+async def test_trl_reward_when_service_is_down_gives_all_none():
+    async with AsyncScribeClient("http://127.0.0.1:9", timeout_s=6, retry=FAST) as client:
+        reward = make_trl_reward(client)
+        assert await reward(prompts=["a", "b"], completions=["c", "d"]) == [None, None]
+
+
+async def test_verl_compute_score_has_fixed_keys(service_url):
+    async with AsyncScribeClient(service_url, timeout_s=30) as client:
+        compute_score = make_compute_score(client, fallback_score=-1.0)
+        good, bad = await asyncio.gather(
+            compute_score("gsm8k", "GOOD step one\n\nGOOD step two", "4", {"question": "2+2?"}),
+            compute_score("gsm8k", "FAIL", "4", {"question": "2+2?"}))
+    assert set(good) == set(bad) == set(KEYS)
+    assert good["judge_ok"] == 1.0 and good["n_steps"] == 2.0 and good["score"] == pytest.approx(0.8, abs=1e-6)
+    assert bad["judge_ok"] == 0.0 and bad["score"] == -1.0
+
+
+def test_openrlhf_route(service_url):
+    prompt = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+    body = {"query": [prompt + "GOOD: 4<|im_end|>", "truncated... <|im_start|>assistant\nFAIL<|im_end|>", prompt],
+            "prompts": [prompt, "different prompt", prompt], "labels": ["4", "4", "4"]}
+    data = httpx.post(f"{service_url}/compat/openrlhf/get_reward", json=body, timeout=30).json()
+    assert data["rewards"][0] == pytest.approx(0.8, abs=1e-6)
+    assert data["rewards"][1:] == [0.0, 0.0] and data["extra_logs"]["scribe_judge_ok"] == [1.0, 0.0, 0.0]
+    assert all(0 <= s <= 1 for s in data["scores"])
+    empty = httpx.post(f"{service_url}/compat/openrlhf/get_reward", json={"query": [], "prompts": [], "labels": []})
+    assert empty.json() == {"rewards": [], "scores": [], "extra_logs": {}}
+
+
+def test_openrlhf_reward_func_file_mode(service_url, monkeypatch):
+    import scribe_client.openrlhf as mode
+
+    monkeypatch.setenv("SCRIBE_URL", service_url)
+    monkeypatch.setattr(mode, "_http", None)
+    out = mode.reward_func(["Q: 1+1? A: GOOD 2"], ["Q: 1+1? A:"], ["2"])
+    assert out["rewards"].tolist() == pytest.approx([0.8], abs=1e-6)
+    assert out["extra_logs"]["scribe_judge_ok"].tolist() == [1.0]
