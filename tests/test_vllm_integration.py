@@ -5,63 +5,27 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
+from conftest import REPO, is_ready, running_service, wait_for
+
 VLLM_URL = os.environ.get("SCRIBE_TEST_VLLM_URL")
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.vllm,
               pytest.mark.skipif(not VLLM_URL, reason="needs a vLLM server: run scripts/test.sh (SCRIBE_TEST_VLLM_URL)")]
 
 BOUND = "Find the largest integer c such that 4c + 1 < 180."
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def is_ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def service():
-    port = free_port()
-    env = {**os.environ, "SCRIBE_JUDGE_BACKEND": "openai", "SCRIBE_JUDGE_BASE_URLS": VLLM_URL,
-           "SCRIBE_JUDGE_MODEL": "judge", "SCRIBE_CACHE_SIZE": "0", "SCRIBE_JUDGE_TIMEOUT_S": "60",
-           "SCRIBE_JUDGE_RETRIES": "2", "SCRIBE_PORT": str(port), "HF_HUB_OFFLINE": "1"}
-    log = open(REPO / "var" / f"service-{port}.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "scribe_rm.cli", "serve"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: is_ready(url), 120, "the service to be ready")
+    with running_service(SCRIBE_JUDGE_BACKEND="openai", SCRIBE_JUDGE_BASE_URLS=VLLM_URL, SCRIBE_JUDGE_MODEL="judge",
+                         SCRIBE_CACHE_SIZE="0", SCRIBE_JUDGE_TIMEOUT_S="60", SCRIBE_JUDGE_RETRIES="2") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
 
 
 def score(url: str, body: dict, timeout: float = 300) -> dict:

@@ -16,10 +16,12 @@ OutcomeFn = Callable[..., Optional[float]]
 
 def make_trl_reward(client: AsyncScribeClient, *, outcome_fn: Optional[OutcomeFn] = None,
                     field: str = "reward", name: str = "scribe", domain: Optional[str] = None,
-                    raise_on_error: bool = False, **score_options: Any):
+                    raise_on_error: bool = False, on_results: Optional[Callable[..., None]] = None,
+                    **score_options: Any):
     """`outcome_fn(prompt, completion, **row)` may return the outcome reward (e.g. 1.0 if the final answer
-    is right). `field` picks "reward" (outcome mixed in) or "process_reward". `score_options` go to /score
-    (aggregation, weights, split)."""
+    is right). `field` picks "reward" (outcome mixed in) or "process_reward". `on_results(results, **kwargs)`
+    sees every batch's full results (per-step scores, prototypes) for logging. `score_options` go to
+    /score (aggregation, weights, split)."""
 
     async def reward(prompts: List[Any], completions: List[Any], **kwargs: Any) -> List[Optional[float]]:
         rows = [{k: v[i] for k, v in kwargs.items() if isinstance(v, list) and len(v) == len(prompts)}
@@ -35,6 +37,8 @@ def make_trl_reward(client: AsyncScribeClient, *, outcome_fn: Optional[OutcomeFn
             return [None] * len(items)
         values = [r[field] if r["status"] == "ok" else None for r in results]
         _log_stats(kwargs.get("log_metric"), results)
+        if on_results is not None:
+            on_results(results, **kwargs)
         return values
 
     reward.__name__ = name  # TRL names the logged metric after the function

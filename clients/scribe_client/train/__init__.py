@@ -1,0 +1,1 @@
+"""The bundled GRPO training loop (TRL GRPOTrainer, rewards from SCRIBE-RM). Extra: scribe-rm-client[train]."""

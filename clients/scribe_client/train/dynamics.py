@@ -1,0 +1,75 @@
+"""Training dynamics: per training step, the outcome and process rewards, the mean step score per skill
+prototype and the routing fallback rate, as JSONL; and a PNG of the per-skill score curves."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List
+
+
+class DynamicsLog:
+    def __init__(self, path: Path):
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
+        self.records: List[Dict[str, Any]] = []
+
+    def add(self, results: List[Dict[str, Any]], **kwargs: Any) -> None:
+        """An `on_results` hook for make_trl_reward: one record per reward call (one per training step)."""
+        state = kwargs.get("trainer_state")
+        ok = [r for r in results if r["status"] == "ok"]
+        steps = [s for r in ok for s in r["steps"]]
+        per_skill: Dict[str, List[float]] = defaultdict(list)
+        for s in steps:
+            per_skill[s["prototype_id"]].append(s["score_normalized"])
+        outcomes = [r["outcome"] for r in ok if r.get("outcome") is not None]
+        record = {
+            "step": getattr(state, "global_step", len(self.records)),
+            "n_samples": len(results),
+            "failed": len(results) - len(ok),
+            "outcome_reward": sum(outcomes) / len(outcomes) if outcomes else None,
+            "process_reward": sum(r["process_reward"] for r in ok) / len(ok) if ok else None,
+            "reward": sum(r["reward"] for r in ok) / len(ok) if ok else None,
+            "fallback_rate": sum(s["fallback"] for s in steps) / len(steps) if steps else None,
+            "skill_scores": {k: sum(v) / len(v) for k, v in sorted(per_skill.items())},
+            "skill_counts": {k: len(v) for k, v in sorted(per_skill.items())},
+        }
+        self.records.append(record)
+        with self.path.open("a") as sink:
+            sink.write(json.dumps(record) + "\n")
+
+
+def plot(jsonl: Path, png: Path, top_k: int = 8) -> Path:
+    """Per-skill mean step score over training (the most frequent skills), with the rewards on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    records = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    counts: Dict[str, int] = defaultdict(int)
+    for r in records:
+        for skill, n in r["skill_counts"].items():
+            counts[skill] += n
+    skills = sorted(counts, key=counts.get, reverse=True)[:top_k]  # type: ignore[arg-type]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    xs = [r["step"] for r in records]
+    for key in ("outcome_reward", "process_reward"):
+        top.plot(xs, [r[key] for r in records], marker="o", label=key.replace("_", " "))
+    top.set_ylabel("reward")
+    top.legend()
+    for skill in skills:
+        points = [(r["step"], r["skill_scores"][skill]) for r in records if skill in r["skill_scores"]]
+        bottom.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=skill)
+    bottom.set_xlabel("training step")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    bottom.set_ylabel("mean step score (0-1)")
+    bottom.legend(fontsize=7, loc="best")
+    fig.suptitle("SCRIBE per-skill step scores during GRPO")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png

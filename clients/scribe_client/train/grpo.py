@@ -1,0 +1,70 @@
+"""`scribe-train`: GRPO with TRL's GRPOTrainer, rewarded by SCRIBE-RM (outcome + process, weights
+configurable). Defaults suit a CPU and the bundled SmolLM2-135M-Instruct; any HF model works on a GPU."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from ..adapters import as_text
+from ..client import AsyncScribeClient
+from ..trl import make_trl_reward
+from .dynamics import DynamicsLog, plot
+from .tasks import make_tasks, outcome
+
+DEFAULT_POLICY = Path(os.environ.get("SCRIBE_JUDGE_MODEL_DIR", Path.home() / ".cache/scribe-rm/models/smollm2-135m-instruct"))
+app = typer.Typer(help=__doc__, add_completion=False)
+
+
+@app.command()
+def train(
+    service_url: str = typer.Option("http://127.0.0.1:8000", help="SCRIBE-RM base URL."),
+    model: Path = typer.Option(DEFAULT_POLICY, help="Policy: an HF model directory."),
+    out_dir: Path = typer.Option(Path("runs/grpo"), help="dynamics.jsonl, skill_curves.png, checkpoints."),
+    max_steps: int = typer.Option(20, min=1),
+    num_tasks: int = typer.Option(96, min=1),
+    batch_size: int = typer.Option(4, min=1, help="Per-device batch (completions per step)."),
+    num_generations: int = typer.Option(4, min=2, help="GRPO group size."),
+    max_completion_length: int = typer.Option(96, min=8),
+    learning_rate: float = typer.Option(1e-5),
+    weight_outcome: float = typer.Option(0.7),
+    weight_process: float = typer.Option(0.3),
+    aggregation: str = typer.Option("mean", help="mean | min | last | first_error | product"),
+    use_vllm: bool = typer.Option(False, help="Generate with TRL's vLLM integration (GPU)."),
+    timeout_s: float = typer.Option(600.0, help="Per reward call; the service answers before it."),
+    seed: int = typer.Option(0),
+) -> None:
+    import torch
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    tasks = make_tasks(num_tasks, seed)
+    dataset = Dataset.from_list([{"prompt": t["prompt"], "answer": t["answer"], "kind": t["kind"]} for t in tasks])
+    log = DynamicsLog(out_dir / "dynamics.jsonl")
+    client = AsyncScribeClient(service_url, timeout_s=timeout_s)
+
+    def outcome_of(prompt: Any, completion: Any, answer: float, kind: str, **_: Any) -> Optional[float]:
+        return outcome(as_text(completion, "assistant"), answer, kind)
+
+    reward = make_trl_reward(client, outcome_fn=outcome_of, on_results=log.add, name="scribe",
+                             weights={"outcome": weight_outcome, "process": weight_process},
+                             aggregation=aggregation)
+    gpu = torch.cuda.is_available()
+    args = GRPOConfig(
+        output_dir=str(out_dir / "checkpoints"), max_steps=max_steps, per_device_train_batch_size=batch_size,
+        num_generations=num_generations, max_completion_length=max_completion_length,
+        learning_rate=learning_rate, logging_steps=1, save_strategy="no", report_to="none", seed=seed,
+        bf16=gpu, use_cpu=not gpu, use_vllm=use_vllm,
+    )
+    trainer = GRPOTrainer(model=str(model), reward_funcs=[reward], args=args, train_dataset=dataset)
+    trainer.train()
+    png = plot(log.path, out_dir / "skill_curves.png")
+    arrived = sum(r["n_samples"] - r["failed"] for r in log.records)
+    typer.echo(f"trained {max_steps} steps; {arrived} rewards arrived from SCRIBE-RM; log {log.path}; plot {png}")
+
+
+if __name__ == "__main__":
+    app()
