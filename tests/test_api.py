@@ -125,3 +125,43 @@ def test_openapi_documents_every_route(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/healthz", "/readyz", "/prototypes", "/prototypes/{prototype_id}", "/route", "/score"} <= set(paths)
     assert client.get("/docs").status_code == 200
+
+
+def test_request_id_is_echoed_and_reported(client):
+    given = client.post("/route", json={"items": [{"text": "x"}]}, headers={"X-Request-ID": "trace-123"})
+    assert given.headers["x-request-id"] == "trace-123"
+    made = client.get("/healthz").headers["x-request-id"]
+    assert len(made) == 32
+    scored = client.post("/score", json={"items": [{"id": "a", "response": "GOOD"}]}, headers={"X-Request-ID": "r-9"})
+    assert scored.json()["request_id"] == "r-9" == scored.headers["x-request-id"]
+    assert client.post("/score", json={"items": []}, headers={"X-Request-ID": "bad-1"}).headers["x-request-id"] == "bad-1"
+
+
+def test_metrics_count_requests_items_and_judging(client):
+    client.post("/score", json={"items": [{"id": "m1", "response": "GOOD metric step"},
+                                          {"id": "m2", "response": "FAIL metric step"}]})
+    text = client.get("/metrics").text
+    assert 'http_requests_total{handler="/score",method="POST",status="200"}' in text
+    assert 'http_request_duration_seconds_bucket{handler="/score"' in text
+    for name in ('scribe_items_total{status="ok"}', 'scribe_items_total{status="judge_error"}',
+                 "scribe_steps_total", 'scribe_judge_latency_seconds_count{backend="local"}',
+                 'scribe_judge_errors_total{backend="local"}', 'scribe_cache_lookups_total{result="miss"}',
+                 "scribe_route_similarity_bucket", "scribe_route_fallback_total", "scribe_judge_inflight",
+                 'scribe_step_score_bucket{le="3.0",prototype=', "scribe_label_mass_bucket",
+                 'scribe_build_info{backend="local",judge_model="scripted-judge"'):
+        assert name in text, name
+
+
+def test_json_logs_carry_the_request_id(capsys):
+    import logging
+
+    from scribe_rm.logs import REQUEST_ID, configure_logging
+
+    configure_logging(json_format=True)
+    token = REQUEST_ID.set("abc")
+    logging.getLogger("scribe_rm.test").info("hello %s", "world")
+    REQUEST_ID.reset(token)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert record["message"] == "hello world" and record["request_id"] == "abc" and record["level"] == "INFO"
+    configure_logging(json_format=False)

@@ -13,6 +13,7 @@ from . import __version__
 from .compat import router as compat_router
 from .judges import Judge
 from .limits import BodySizeLimit
+from .logs import REQUEST_ID, RequestIdMiddleware
 from .router import Route, UnknownPrototypeError
 from .schemas import (Alternative, ErrorBody, PrototypeDetail, PrototypeList, PrototypeSummary, RouteRequest,
                       RouteResponse, RouteResult, ScoreRequest, ScoreResponse)
@@ -37,7 +38,9 @@ def create_app(settings: Settings | None = None, judge: Judge | None = None) -> 
                   responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}})
     app.state.services = services
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer, 413 included, carries the id
     _add_error_handlers(app)
+    _add_metrics(app)
 
     def require_ready() -> None:
         if not services.loaded:
@@ -86,6 +89,8 @@ def create_app(settings: Settings | None = None, judge: Judge | None = None) -> 
     async def score(body: ScoreRequest) -> ScoreResponse:
         prepared = services.scorer.prepare(body)  # answer 4xx before 503-not-ready
         require_ready()
+        if body.request_id is None:
+            body.request_id = REQUEST_ID.get()
         return await services.scorer.score(body, prepared)
 
     app.include_router(compat_router)
@@ -97,6 +102,14 @@ def _route_result(route: Route) -> RouteResult:
         prototype_id=route.card.id, prototype_name=route.card.name, domain=route.card.domain,
         similarity=route.similarity, fallback=route.fallback,
         alternatives=[Alternative(prototype_id=c.card_id, similarity=c.similarity) for c in route.alternatives])
+
+
+def _add_metrics(app: FastAPI) -> None:
+    from prometheus_fastapi_instrumentator import Instrumentator
+
+    # request count and latency by route template and status; /metrics itself is not counted
+    Instrumentator(should_group_status_codes=False, excluded_handlers=["/metrics"]).instrument(app).expose(
+        app, endpoint="/metrics", include_in_schema=True, tags=["ops"])
 
 
 def _add_error_handlers(app: FastAPI) -> None:

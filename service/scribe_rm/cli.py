@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from pathlib import Path
 from typing import Optional
 
@@ -25,7 +24,10 @@ console = Console(soft_wrap=True)  # never split paths or messages across lines
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_json, settings.log_level)
 
 
 def _ensure_local_judge(settings: Settings) -> None:
@@ -49,7 +51,7 @@ def serve(host: Optional[str] = typer.Option(None, help="Default: SCRIBE_HOST.")
     settings = get_settings()
     _ensure_local_judge(settings)
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                timeout_graceful_shutdown=30)
+                timeout_graceful_shutdown=30, access_log=False, log_config=None)  # our logs carry request ids
 
 
 async def _loaded_services(with_judge: bool):

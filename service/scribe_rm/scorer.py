@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from . import metrics
 from .aggregate import combine, process_reward
 from .cache import LRUCache, judgement_key
 from .judges import Judge, JudgeError, ScoreDistribution
@@ -141,6 +142,7 @@ class Scorer:
             results = [self._result(i, p, jobs, tasks, routes is None, policy) for i, p in enumerate(prepared)]
         finally:
             self._release(list(tasks))
+        self._record(results, jobs, stats)
         return ScoreResponse(
             request_id=request.request_id or uuid.uuid4().hex,
             library_version=self.library.version,
@@ -205,9 +207,39 @@ class Scorer:
         return {key: self._inflight[key] for key in needed}
 
     async def _judge_once(self, key: str, messages: list[dict[str, str]]) -> ScoreDistribution:
-        distribution = ScoreDistribution.from_logprobs(await self.judge.label_logprobs(messages))
+        backend = self.settings.judge_backend
+        started = time.monotonic()
+        metrics.JUDGE_INFLIGHT.inc()
+        try:
+            distribution = ScoreDistribution.from_logprobs(await self.judge.label_logprobs(messages))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            metrics.JUDGE_ERRORS.labels(backend).inc()
+            raise
+        finally:
+            metrics.JUDGE_INFLIGHT.dec()
+        metrics.JUDGE_LATENCY.labels(backend).observe(time.monotonic() - started)
         self.cache.put(key, distribution)
         return distribution
+
+    @staticmethod
+    def _record(results: list[ItemResult], jobs: dict[tuple[int, int], StepJob], stats: CacheStats) -> None:
+        for result in results:
+            metrics.ITEMS.labels(result.status).inc()
+            for step in result.steps:
+                if step.score is not None:
+                    metrics.STEP_SCORE.labels(step.prototype_id).observe(step.score)
+                    metrics.LABEL_MASS.observe(step.label_mass or 0.0)
+        metrics.STEPS.inc(len(jobs))
+        for job in jobs.values():
+            if job.route.similarity is not None:
+                metrics.ROUTE_SIMILARITY.observe(job.route.similarity)
+            if job.route.fallback:
+                metrics.ROUTE_FALLBACK.inc()
+        metrics.CACHE.labels("hit").inc(stats.hits)
+        metrics.CACHE.labels("miss").inc(stats.misses)
+        metrics.DEDUPLICATED.inc(stats.deduplicated)
 
     def _forget(self, key: str) -> None:
         self._inflight.pop(key, None)

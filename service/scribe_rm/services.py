@@ -7,6 +7,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from . import metrics
 from .embedder import Embedder
 from .judges import Judge, make_judge
 from .prototypes import Library, load_library
@@ -48,6 +49,7 @@ class Services:
             if with_judge:
                 await self.judge.start()
             self.loaded = True
+            metrics.BUILD.labels(self.library.version, self.judge.model_name, self.settings.judge_backend).set(1)
             log.info("ready: %d cards, library %s, judge %s", len(self.library.cards), self.library.version,
                      self.judge.model_name)
         except Exception as exc:

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     # --- server ---
     host: str = "127.0.0.1"
     port: int = 8000
+    log_json: bool = False
+    log_level: str = "INFO"
 
     _split_lists = field_validator("judge_base_urls", "judge_score_token_ids", mode="before")(_split_csv)
 
