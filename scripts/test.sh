@@ -7,6 +7,11 @@ t0=$(date +%s)
 bash scripts/setup.sh
 t1=$(date +%s); echo "timing: service set-up $((t1 - t0))s"
 export HF_HUB_OFFLINE=1
+# Debian's prometheus (server + promtool) for the deployment tests
+if ! command -v prometheus > /dev/null && command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus > /dev/null)
+  pkill -x prometheus || true  # the package may start a daemon; the tests run their own
+fi
 if [ "${SCRIBE_TEST_VLLM:-1}" != "0" ]; then
   bash scripts/vllm_setup.sh
   t2=$(date +%s); echo "timing: vLLM install $((t2 - t1))s"
