@@ -10,6 +10,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from . import __version__
+from .auth import ApiKeyAuth, load_keys
 from .compat import router as compat_router
 from .judges import Judge
 from .limits import BodySizeLimit
@@ -38,6 +39,8 @@ def create_app(settings: Settings | None = None, judge: Judge | None = None) -> 
                   responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}})
     app.state.services = services
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    keys = load_keys([k.get_secret_value() for k in settings.api_keys], settings.api_keys_file)
+    app.add_middleware(ApiKeyAuth, keys=keys, metrics_public=settings.metrics_public)  # before reading any body
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer, 413 included, carries the id
     _add_error_handlers(app)
     _add_metrics(app)

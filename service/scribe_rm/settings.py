@@ -95,13 +95,18 @@ class Settings(BaseSettings):
     max_route_texts: int = Field(1024, ge=1)
     max_body_bytes: int = Field(8_000_000, ge=1024)
 
+    # --- access ---
+    api_keys: Annotated[list[SecretStr], NoDecode] = []  # comma-separated; empty: no auth
+    api_keys_file: Path | None = None  # a mounted secret, one key per line
+    metrics_public: bool = True  # /metrics without a key (Prometheus scraping)
+
     # --- server ---
     host: str = "127.0.0.1"
     port: int = 8000
     log_json: bool = False
     log_level: str = "INFO"
 
-    _split_lists = field_validator("judge_base_urls", "judge_score_token_ids", mode="before")(_split_csv)
+    _split_lists = field_validator("judge_base_urls", "judge_score_token_ids", "api_keys", mode="before")(_split_csv)
 
     @field_validator("judge_base_urls")
     @classmethod
