@@ -138,3 +138,24 @@ def running_service(**env: str):
         finally:
             process.terminate()
             process.wait(30)
+
+
+@contextmanager
+def serving_in_thread(app):
+    """The app under a real uvicorn server in a background thread; yields its base URL once ready."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    try:
+        wait_for(lambda: is_ready(url), 60, "the in-thread service to be ready")
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -9,9 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-import uvicorn
 
-from conftest import ScriptedJudge
+from conftest import ScriptedJudge, serving_in_thread
 from scribe_client import AsyncScribeClient, RetryPolicy, ScribeClient, ScribeError
 from scribe_client.adapters import as_text
 from scribe_client.trl import make_trl_reward
@@ -92,20 +91,8 @@ async def test_async_unreachable_raises_scribe_error():
 
 @pytest.fixture(scope="module")
 def service_url():
-    app = create_app(Settings(max_steps_per_item=8), judge=ScriptedJudge())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{url}/readyz").status_code != 200:
-        assert time.monotonic() < deadline, "service not ready"
-        time.sleep(0.2)
-    yield url
-    server.should_exit = True
-    thread.join(10)
+    with serving_in_thread(create_app(Settings(max_steps_per_item=8), judge=ScriptedJudge())) as url:
+        yield url
 
 
 async def test_trl_reward_returns_none_for_failed_items(service_url):
