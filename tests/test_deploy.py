@@ -4,7 +4,6 @@ Prometheus server (Debian's package, installed by scripts/test.sh) scraping a ru
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import httpx

@@ -41,16 +41,18 @@ async def openrlhf_get_reward(body: OpenRLHFRequest, request: Request) -> OpenRL
     items = [ScoreItem(id=str(i), question=clean(body.prompts[i]) if i < len(body.prompts) else "",
                        response=response_of(query, body.prompts[i] if i < len(body.prompts) else ""))
              for i, query in enumerate(body.query)]
-    accepted = []
-    for item in items:  # limits apply per item here: one oversized sample must not fail the batch
+    if len(items) > services.settings.max_items:
+        raise RequestError(f"too many items: {len(items)} > max_items={services.settings.max_items}")
+    accepted, prepared = [], []
+    for item in items:  # step limits apply per item here: one oversized sample must not fail the batch
         try:
-            services.scorer.prepare(ScoreRequest(items=[item]))
+            prepared += services.scorer.prepare(ScoreRequest(items=[item]))
             accepted.append(item)
         except RequestError:
             pass
     results = {}
     if accepted:
-        response = await services.scorer.score(ScoreRequest(items=accepted))
+        response = await services.scorer.score(ScoreRequest(items=accepted), prepared)
         results = {r.id: r for r in response.results}
     rewards, ok, process = [], [], []
     for item in items:

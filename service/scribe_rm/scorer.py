@@ -17,7 +17,7 @@ from .cache import LRUCache, judgement_key
 from .judges import Judge, JudgeError, ScoreDistribution
 from .prompt import PromptBuilder, PromptLimits, clip
 from .prototypes import Library
-from .router import Route, Router, UnknownPrototypeError
+from .router import Route, Router
 from .schemas import CacheStats, ItemResult, ScoreItem, ScoreRequest, ScoreResponse, StepScore, Weights
 from .segment import SegmentationError, Trajectory, compile_user_pattern, segment_item
 from .settings import Aggregation, Settings
