@@ -1,0 +1,65 @@
+"""Bounded load on loopback with the judge killed and restarted mid-run: every item accounted for
+(ok or an explicit error status), no 5xx but the documented 503 overload answer."""
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import REPO, free_port, running_service, wait_for
+
+sys.path.insert(0, str(REPO / "bench"))
+from load import run_load  # noqa: E402
+
+import httpx  # noqa: E402
+
+pytestmark = pytest.mark.model
+
+
+def start_fake_judge(port: int) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, str(REPO / "bench/fake_judge.py"), "--port", str(port)])
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, 30, "the fake judge")
+    return process
+
+
+def test_load_with_judge_killed_and_restarted():
+    port = free_port()
+    judge = {"process": start_fake_judge(port)}
+    env = dict(SCRIBE_JUDGE_BACKEND="openai", SCRIBE_JUDGE_BASE_URLS=f"http://127.0.0.1:{port}",
+               SCRIBE_JUDGE_RETRIES="1", SCRIBE_JUDGE_TIMEOUT_S="2", SCRIBE_CACHE_SIZE="0",
+               SCRIBE_JUDGE_MAX_PENDING="48", SCRIBE_LOG_LEVEL="WARNING")
+    timeline = {}
+
+    def chaos() -> None:
+        time.sleep(4)
+        judge["process"].kill()
+        judge["process"].wait()
+        timeline["killed"] = time.monotonic()
+        time.sleep(4)
+        judge["process"] = start_fake_judge(port)
+        timeline["restarted"] = time.monotonic()
+
+    try:
+        with running_service(**env) as url:
+            threading.Thread(target=chaos, daemon=True).start()
+            report = asyncio.run(run_load(url, items=2000, concurrency=32, steps=3, distinct=2000,
+                                          max_seconds=240, deadline_s=20))
+    finally:
+        judge["process"].kill()
+    print(report)
+    statuses = report["item_status"]
+    assert "restarted" in timeline, "the load finished before the judge came back; raise items"
+    assert sum(statuses.values()) - statuses.get("not_sent", 0) == 2000 and statuses.get("not_sent", 0) == 0
+    assert set(statuses) - {"not_sent"} <= {"ok", "judge_error", "timeout"}, statuses
+    assert statuses.get("judge_error", 0) > 0 and statuses.get("ok", 0) > 1000, statuses
+    assert set(report["http_status"]) <= {"200", "503"}, report["http_status"]
