@@ -120,6 +120,9 @@ def wait_for(predicate, timeout_s: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+RUNNING: dict[str, subprocess.Popen] = {}  # URL -> the service process, for tests that signal it
+
+
 @contextmanager
 def running_service(**env: str):
     """A real `scribe-rm serve` process on a free port, configured by SCRIBE_* variables; yields its URL."""
@@ -134,8 +137,10 @@ def running_service(**env: str):
         try:
             wait_for(lambda: is_ready(url) or process.poll() is not None, 180, "the service to be ready")
             assert process.poll() is None, log_path.read_text()[-2000:]
+            RUNNING[url] = process
             yield url
         finally:
+            RUNNING.pop(url, None)
             process.terminate()
             process.wait(30)
 

@@ -2,6 +2,7 @@
 (ok or an explicit error status), no 5xx but the documented 503 overload answer."""
 
 import asyncio
+import signal
 import subprocess
 import sys
 import threading
@@ -19,8 +20,9 @@ import httpx  # noqa: E402
 pytestmark = pytest.mark.model
 
 
-def start_fake_judge(port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, str(REPO / "bench/fake_judge.py"), "--port", str(port)])
+def start_fake_judge(port: int, delay_s: float = 0.0) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, str(REPO / "bench/fake_judge.py"), "--port", str(port),
+                                "--delay", str(delay_s)])
 
     def up() -> bool:
         try:
@@ -63,3 +65,33 @@ def test_load_with_judge_killed_and_restarted():
     assert set(statuses) - {"not_sent"} <= {"ok", "judge_error", "timeout"}, statuses
     assert statuses.get("judge_error", 0) > 0 and statuses.get("ok", 0) > 1000, statuses
     assert set(report["http_status"]) <= {"200", "503"}, report["http_status"]
+
+
+def test_sigterm_drains_in_flight_requests():
+    port = free_port()
+    judge = start_fake_judge(port, delay_s=2.0)
+    try:
+        with running_service(SCRIBE_JUDGE_BACKEND="openai", SCRIBE_JUDGE_BASE_URLS=f"http://127.0.0.1:{port}",
+                             SCRIBE_CACHE_SIZE="0") as url:
+            from conftest import RUNNING
+
+            outcome = {}
+
+            def call() -> None:
+                outcome["response"] = httpx.post(f"{url}/score", timeout=30, json={
+                    "items": [{"id": "drain", "steps": [{"text": "x = 1"}, {"text": "y = 2"}]}]})
+
+            caller = threading.Thread(target=call)
+            caller.start()
+            time.sleep(0.7)
+            process = RUNNING[url]
+            process.terminate()  # SIGTERM while the request waits on the slow judge
+            caller.join(30)
+            # uvicorn drains, then re-raises the captured SIGTERM, so the exit code says "terminated"
+            assert process.wait(30) in (0, -signal.SIGTERM)
+            response = outcome["response"]
+            assert response.status_code == 200 and response.json()["results"][0]["status"] == "ok"
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"{url}/healthz", timeout=2)
+    finally:
+        judge.kill()
