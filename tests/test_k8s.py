@@ -1,0 +1,70 @@
+"""deploy/k8s rendered with a real kustomize (kubectl from scripts/k8s_tools.sh) and validated against the
+Kubernetes schemas (kubernetes-validate). CRDs (ServiceMonitor) are checked by hand."""
+
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from conftest import REPO
+
+KUBECTL = REPO / "var/tools/kubectl"
+pytestmark = pytest.mark.skipif(not KUBECTL.exists(), reason="run scripts/k8s_tools.sh (scripts/test.sh does)")
+
+
+def render(overlay: str) -> list[dict]:
+    out = subprocess.run([str(KUBECTL), "kustomize", "--load-restrictor", "LoadRestrictionsNone",
+                          str(REPO / "deploy/k8s/overlays" / overlay)], capture_output=True, text=True, check=True)
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+def by_kind(docs: list[dict], kind: str, name: str) -> dict:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"].startswith(name))
+
+
+def env_of(deployment: dict) -> dict:
+    return {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+@pytest.mark.parametrize("overlay", ["cpu", "gpu"])
+def test_rendered_manifests_are_valid(overlay):
+    docs = render(overlay)
+    for doc in docs:
+        if doc["apiVersion"].startswith("monitoring.coreos.com"):
+            continue
+        kubernetes_validate.validate(doc, "1.33", strict=True)
+    service, deployment = by_kind(docs, "Service", "scribe-rm"), by_kind(docs, "Deployment", "scribe-rm")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["resources"]["requests"]["cpu"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    monitor = by_kind(docs, "ServiceMonitor", "scribe-rm")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0] == {"port": "http", "path": "/metrics", "interval": "15s"}
+    hpa = by_kind(docs, "HorizontalPodAutoscaler", "scribe-rm")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    configmap = by_kind(docs, "ConfigMap", "scribe-rm-prototypes")
+    assert volumes["prototypes"]["configMap"]["name"] == configmap["metadata"]["name"]  # hashed name wired
+    assert volumes["api-keys"]["secret"]["secretName"] == "scribe-rm-api-keys"
+
+
+def test_gpu_overlay_runs_vllm_and_points_the_service_at_it():
+    docs = render("gpu")
+    env = env_of(by_kind(docs, "Deployment", "scribe-rm"))
+    assert env["SCRIBE_JUDGE_BACKEND"] == "openai" and env["SCRIBE_JUDGE_BASE_URLS"] == "http://vllm:8011"
+    vllm = by_kind(docs, "Deployment", "vllm")["spec"]["template"]["spec"]["containers"][0]
+    assert vllm["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "--served-model-name" in vllm["args"] and "judge" in vllm["args"]
+    assert by_kind(docs, "Service", "vllm")["spec"]["ports"][0]["port"] == 8011
+    assert env_of(by_kind(render("cpu"), "Deployment", "scribe-rm"))["SCRIBE_JUDGE_BACKEND"] == "local"
+
+
+def test_configmap_carries_exactly_the_library():
+    cards = {p.name: p.read_text() for p in (REPO / "prototypes").rglob("*.yaml")}
+    configmap = by_kind(render("cpu"), "ConfigMap", "scribe-rm-prototypes")
+    assert configmap["data"] == cards  # a card added to prototypes/ must be listed in the base kustomization
