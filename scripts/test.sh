@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 t0=$(date +%s)
 bash scripts/setup.sh
 t1=$(date +%s); echo "timing: service set-up $((t1 - t0))s"
-bash scripts/k8s_tools.sh  # kubectl + kustomize for rendering deploy/k8s
+bash scripts/deploy_tools.sh  # kubectl + kustomize for rendering deploy/k8s
 export HF_HUB_OFFLINE=1
 # Debian's prometheus (server + promtool) for the deployment tests
 if ! command -v prometheus > /dev/null && command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then

@@ -38,6 +38,23 @@ def test_dockerfile_bakes_models_and_runs_unprivileged():
         assert (REPO / copied).exists()
 
 
+COMPOSE_SPEC = REPO / "var/tools/compose_spec.json"
+
+
+@pytest.mark.skipif(not COMPOSE_SPEC.exists(), reason="run scripts/deploy_tools.sh (scripts/test.sh does)")
+def test_compose_file_follows_the_compose_specification():
+    import json
+
+    import jsonschema
+
+    schema = json.loads(COMPOSE_SPEC.read_text())
+    compose = yaml.safe_load((REPO / "deploy/docker-compose.yml").read_text())
+    errors = [f"{e.json_path}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(compose)]
+    assert errors == []
+    broken = dict(compose, services={"x": {"image": 3, "ports": "8000"}})
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(broken))  # the check can fail
+
+
 def test_compose_profiles_and_files():
     compose = yaml.safe_load((REPO / "deploy/docker-compose.yml").read_text())
     services = compose["services"]

@@ -1,4 +1,4 @@
-"""deploy/k8s rendered with a real kustomize (kubectl from scripts/k8s_tools.sh) and validated against the
+"""deploy/k8s rendered with a real kustomize (kubectl from scripts/deploy_tools.sh) and validated against the
 Kubernetes schemas (kubernetes-validate). CRDs (ServiceMonitor) are checked by hand."""
 
 import subprocess
@@ -11,7 +11,7 @@ import yaml
 from conftest import REPO
 
 KUBECTL = REPO / "var/tools/kubectl"
-pytestmark = pytest.mark.skipif(not KUBECTL.exists(), reason="run scripts/k8s_tools.sh (scripts/test.sh does)")
+pytestmark = pytest.mark.skipif(not KUBECTL.exists(), reason="run scripts/deploy_tools.sh (scripts/test.sh does)")
 
 
 def render(overlay: str) -> list[dict]:
