@@ -2,7 +2,6 @@
 Kubernetes schemas (kubernetes-validate). CRDs (ServiceMonitor) are checked by hand."""
 
 import subprocess
-from pathlib import Path
 
 import kubernetes_validate
 import pytest

@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, judge: Judge | None = None) -> 
         require_ready()
         todo = [i for i in range(len(body.items)) if i not in explicit]
         routed = await services.router.route(
-            [body.items[i].text[: settings.route_text_chars] for i in todo], [body.items[i].domain for i in todo])
+            [body.items[i].text for i in todo], [body.items[i].domain for i in todo])
         by_index = {**explicit, **dict(zip(todo, routed))}
         return RouteResponse(library_version=services.library.version,
                              results=[_route_result(by_index[i]) for i in range(len(body.items))])

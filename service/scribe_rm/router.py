@@ -60,13 +60,14 @@ def fit_card_vectors(anchors: np.ndarray, labels: np.ndarray, n_cards: int, step
 
 class Router:
     def __init__(self, library: Library, embedder: Embedder, threshold: float, top_k: int, fallback_id: str,
-                 train_steps: int = 300, lexical_weight: float = 0.8):
+                 train_steps: int = 300, lexical_weight: float = 0.8, text_chars: int = 600):
         self.library = library
         self.embedder = embedder
         self.threshold = threshold
         self.top_k = top_k
         self.train_steps = train_steps
         self.lexical_weight = lexical_weight
+        self.text_chars = text_chars  # long steps are cut to their beginning before routing
         self._tfidf: TfidfVectorizer | None = None
         self.fallback = library.cards[fallback_id]
         self._card_ids: list[str] = []
@@ -109,6 +110,7 @@ class Router:
         return np.ascontiguousarray(joint, dtype=np.float32)
 
     async def route(self, texts: list[str], domains: list[Domain | None] | None = None) -> list[Route]:
+        texts = [text[: self.text_chars] for text in texts]
         vectors = await self.embedder.embed(texts)
         return self.route_vectors(vectors, domains or [None] * len(texts), texts)
 

@@ -15,7 +15,7 @@ from . import metrics
 from .aggregate import combine, process_reward
 from .cache import LRUCache, judgement_key
 from .judges import Judge, JudgeError, ScoreDistribution
-from .prompt import PromptBuilder, PromptLimits, clip
+from .prompt import PromptBuilder, PromptLimits
 from .prototypes import Library
 from .router import Route, Router
 from .schemas import CacheStats, ItemResult, ScoreItem, ScoreRequest, ScoreResponse, StepScore, Weights
@@ -164,7 +164,7 @@ class Scorer:
                 if segment.prototype_id is not None:
                     routes[(i, j)] = self.router.explicit(segment.prototype_id)
                 else:
-                    texts.append(clip(segment.subgoal or segment.text, self.settings.route_text_chars))
+                    texts.append(segment.subgoal or segment.text)
                     where.append((i, j))
                     domains.append(p.item.domain)
         if texts:

@@ -37,7 +37,8 @@ class Services:
         embedder = Embedder(settings.resolved_embedder_dir(), settings.embedder_device,
                             settings.embed_batch_size, settings.embed_window_ms)
         router = Router(library, embedder, settings.route_threshold, settings.route_top_k,
-                        settings.fallback_prototype_id, settings.route_train_steps, settings.route_lexical_weight)
+                        settings.fallback_prototype_id, settings.route_train_steps, settings.route_lexical_weight,
+                        settings.route_text_chars)
         judge = judge or make_judge(settings)
         return cls(settings, library, embedder, router, judge, Scorer(settings, library, router, judge))
 
