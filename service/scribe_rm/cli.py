@@ -162,6 +162,32 @@ def models_prepare(out: Optional[Path] = typer.Option(None, help="Default: SCRIB
     console.print(f"SmolLM2-135M-Instruct ready at {target}")
 
 
+@eval_app.command("consistency")
+def eval_consistency(data: Optional[Path] = typer.Option(None, help="JSON with 'repeat' and 'groups'."),
+                     samples: int = typer.Option(10, min=2), seed: int = typer.Option(0),
+                     limit: Optional[int] = typer.Option(None, help="Only the first N trajectories and groups."),
+                     json_out: Optional[Path] = typer.Option(None), md_out: Optional[Path] = typer.Option(None)) -> None:
+    """Repeat and cross-instance agreement: SCRIBE scoring against a no-rubric judge (same model)."""
+    from .evaluation.consistency import DEFAULT_DATA, evaluate_consistency, load_data, markdown
+
+    dataset = load_data(data or DEFAULT_DATA)
+    _ensure_local_judge(get_settings())
+
+    async def run():
+        services = await _loaded_services(with_judge=True)
+        report = await evaluate_consistency(services, dataset, samples, seed, limit)
+        await services.aclose()
+        return report
+
+    report = asyncio.run(run())
+    table = markdown(report)
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(report, indent=2))
+    if md_out:
+        md_out.write_text(table)
+
+
 @eval_app.command("routing")
 def eval_routing(data: Optional[Path] = typer.Option(None, help="Labelled JSONL (text, expected[, domain])."),
                  use_domain: bool = typer.Option(False, help="Pass each row's domain as a filter."),

@@ -15,6 +15,12 @@ INSTRUCTIONS = (
     "mode's score. Reply with a single digit, 0, 1, 2 or 3, and nothing else."
 )
 SCORE_QUESTION = "Score this step against the skill card. Reply with one digit: 0, 1, 2 or 3."
+# The no-rubric baseline of `scribe-rm eval`: the same judge and user message, no skill card.
+BASELINE_SYSTEM = (
+    "You are a strict verifier inside a reward model. You check ONE step of a solution. Do not solve the task "
+    "yourself. Score the step 0-3: 3 fully correct and useful, 2 correct with a minor flaw, 1 a significant "
+    "error, 0 wrong. Reply with a single digit, 0, 1, 2 or 3, and nothing else."
+)
 
 
 def render_card(card: Card) -> str:
@@ -55,6 +61,14 @@ class PromptBuilder:
         return self._card_text[card.id]
 
     def messages(self, card: Card, question: str, segments: list[Segment], index: int) -> list[dict[str, str]]:
+        return [{"role": "system", "content": self.system(card)},
+                {"role": "user", "content": self.user(question, segments, index)}]
+
+    def baseline_messages(self, question: str, segments: list[Segment], index: int) -> list[dict[str, str]]:
+        return [{"role": "system", "content": BASELINE_SYSTEM},
+                {"role": "user", "content": self.user(question, segments, index)}]
+
+    def user(self, question: str, segments: list[Segment], index: int) -> str:
         lim = self.limits
         step = segments[index]
         parts = [f"# Task\n{clip(question, lim.question_chars) or '(not given)'}"]
@@ -70,4 +84,4 @@ class PromptBuilder:
             header += f"\nSubgoal: {clip(step.subgoal, lim.context_step_chars)}"
         parts.append(f"{header}\n{clip(step.text, lim.step_chars)}")
         parts.append(SCORE_QUESTION)
-        return [{"role": "system", "content": self.system(card)}, {"role": "user", "content": "\n\n".join(parts)}]
+        return "\n\n".join(parts)
