@@ -13,6 +13,7 @@ if ! command -v prometheus > /dev/null && command -v apt-get > /dev/null && [ "$
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus > /dev/null)
   pkill -x prometheus || true  # the package may start a daemon; the tests run their own
 fi
+t1=$(date +%s); echo "timing: deploy tools and prometheus $((t1 - t0))s (set-up included)"
 if [ "${SCRIBE_TEST_VLLM:-1}" != "0" ]; then
   bash scripts/vllm_setup.sh
   t2=$(date +%s); echo "timing: vLLM install $((t2 - t1))s"
