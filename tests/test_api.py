@@ -157,11 +157,15 @@ def test_json_logs_carry_the_request_id(capsys):
 
     from scribe_rm.logs import REQUEST_ID, configure_logging
 
-    configure_logging(json_format=True)
-    token = REQUEST_ID.set("abc")
-    logging.getLogger("scribe_rm.test").info("hello %s", "world")
-    REQUEST_ID.reset(token)
-    line = capsys.readouterr().err.strip().splitlines()[-1]
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging(json_format=True)  # binds a handler to capsys's stderr
+        token = REQUEST_ID.set("abc")
+        logging.getLogger("scribe_rm.test").info("hello %s", "world")
+        REQUEST_ID.reset(token)
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+    finally:  # that stream closes with this test: later log lines must not go to it
+        root.handlers[:], root.level = saved[0], saved[1]
     record = json.loads(line)
     assert record["message"] == "hello world" and record["request_id"] == "abc" and record["level"] == "INFO"
-    configure_logging(json_format=False)
