@@ -19,15 +19,11 @@ class LRUCache(Generic[V]):
     def __init__(self, capacity: int):
         self.capacity = capacity
         self._data: OrderedDict[str, V] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: str) -> V | None:
         if key in self._data:
             self._data.move_to_end(key)
-            self.hits += 1
             return self._data[key]
-        self.misses += 1
         return None
 
     def put(self, key: str, value: V) -> None:

@@ -116,26 +116,20 @@ def score(file: Path = typer.Argument(..., exists=True, help="JSONL, one score i
 @prototypes_app.command("validate")
 def prototypes_validate(directory: Optional[Path] = typer.Argument(None, help="Default: SCRIBE_PROTOTYPES_DIR.")) -> None:
     """Validate every card; print each problem with its file and field. Exit 1 if any card is invalid."""
-    from .prototypes import CardError, Library, load_card
+    from .prototypes import CardError, load_library
 
-    directory = directory or get_settings().prototypes_dir
-    paths = sorted(directory.rglob("*.yaml")) + sorted(directory.rglob("*.yml"))
-    cards, problems = {}, []
-    for path in paths:
-        try:
-            card = load_card(path)
-        except CardError as exc:
-            problems.append(str(exc))
-            continue
-        if card.id in cards:
-            problems.append(f"{path}: field 'id': '{card.id}' is defined twice")
-        cards[card.id] = card
-    for problem in problems:
+    settings = get_settings()
+    try:  # "skip" collects every invalid card instead of stopping at the first
+        library = load_library(directory or settings.prototypes_dir, settings.fallback_prototype_id, "skip")
+    except CardError as exc:  # no cards at all, or no fallback card
+        console.print(f"[red]invalid[/red] {exc}")
+        raise typer.Exit(1)
+    for problem in library.skipped:
         console.print(f"[red]invalid[/red] {problem}")
-    by_domain = {d: sum(c.domain == d for c in cards.values()) for d in ("math", "tool_use", "general")}
-    version = Library.content_version(cards) if cards else "-"
-    console.print(f"{len(cards)} valid cards {by_domain}, {len(problems)} invalid; library version {version}")
-    if problems or not paths:
+    by_domain = {d: sum(c.domain == d for c in library.cards.values()) for d in ("math", "tool_use", "general")}
+    console.print(f"{len(library.cards)} valid cards {by_domain}, {len(library.skipped)} invalid; "
+                  f"library version {library.version}")
+    if library.skipped:
         raise typer.Exit(1)
 
 

@@ -24,7 +24,6 @@ class Embedder:
         self._pending: list[tuple[list[str], asyncio.Future[np.ndarray]]] = []
         self._pending_texts = 0
         self._flush_timer: asyncio.TimerHandle | None = None
-        self.encode_calls = 0  # how many model batches ran (micro-batching makes this < requests)
 
     @property
     def loaded(self) -> bool:
@@ -45,7 +44,6 @@ class Embedder:
     def encode_sync(self, texts: list[str]) -> np.ndarray:
         """L2-normalized float32 embeddings, shape (len(texts), dim). Blocking."""
         assert self._model is not None, "embedder not loaded"
-        self.encode_calls += 1
         vectors = self._model.encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )

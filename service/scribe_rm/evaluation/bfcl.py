@@ -114,15 +114,18 @@ def build_cases(records, seed: int = 0, max_cases: int | None = None) -> list[Ca
 
 
 async def _score(services: Services, method: str, question: str, segments: list[Segment],
-                 memo: dict, routes: Counter) -> float:
+                 memo: dict, routes: Counter, cards: dict) -> float:
     prompts = services.scorer.prompts
     index = len(segments) - 1
     if method == "baseline":
         messages = prompts.baseline_messages(question, segments, index)
     else:
-        (route,) = await services.router.route([segments[index].text], ["tool_use"])
-        routes[route.card.id] += 1
-        messages = prompts.messages(route.card, question, segments, index)
+        text = segments[index].text
+        if text not in cards:  # a gold step recurs once per perturbation: route it once
+            (route,) = await services.router.route([text], ["tool_use"])
+            cards[text] = route.card
+        routes[cards[text].id] += 1
+        messages = prompts.messages(cards[text], question, segments, index)
     key = json.dumps(messages)
     if key not in memo:  # gold steps recur across their perturbations
         memo[key] = ScoreDistribution.from_logprobs(await services.judge.label_logprobs(messages)).expected
@@ -137,12 +140,13 @@ async def evaluate_bfcl(services: Services, records_limit: int = 20, max_cases: 
     scores: dict[str, dict[str, list[float]]] = {}
     for method in ("scribe", "baseline"):
         memo: dict = {}
+        cards: dict = {}
         routes: Counter = Counter()
         wins, ties, by_kind = 0, 0, {k: [] for k in PERTURBATIONS}
         gold_scores, perturbed_scores = [], []
         for case in cases:
-            g = await _score(services, method, case.question, case.gold, memo, routes)
-            p = await _score(services, method, case.question, case.perturbed, memo, routes)
+            g = await _score(services, method, case.question, case.gold, memo, routes, cards)
+            p = await _score(services, method, case.question, case.perturbed, memo, routes, cards)
             wins += g > p
             ties += g == p
             by_kind[case.kind].append(g > p)
