@@ -8,6 +8,9 @@ telling. Card vectors are [semantic ; w * lexical] / (1 + w), queries likewise, 
 gives the weighted mean of the two cosines. Both parts were chosen by cross-validation on the anchors and
 generalize far better than nearest-anchor lookup (`scribe-rm eval routing`). Below the threshold the
 fallback card judges the step and the miss is flagged.
+
+Concurrent requests are micro-batched: embedding, the lexical part and the search run for a whole batch
+at once in the embedder's worker thread, so the event loop only ranks the results.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from .batching import MicroBatcher
 from .embedder import Embedder
 from .prototypes import Card, Domain, Library
 
@@ -60,7 +64,8 @@ def fit_card_vectors(anchors: np.ndarray, labels: np.ndarray, n_cards: int, step
 
 class Router:
     def __init__(self, library: Library, embedder: Embedder, threshold: float, top_k: int, fallback_id: str,
-                 train_steps: int = 300, lexical_weight: float = 0.8, text_chars: int = 600):
+                 train_steps: int = 300, lexical_weight: float = 0.8, text_chars: int = 600,
+                 batch_size: int = 64, window_ms: float = 5.0):
         self.library = library
         self.embedder = embedder
         self.threshold = threshold
@@ -72,6 +77,7 @@ class Router:
         self.fallback = library.cards[fallback_id]
         self._card_ids: list[str] = []
         self._index: faiss.IndexFlatIP | None = None
+        self._batcher = MicroBatcher(self.search_sync, embedder.executor, batch_size, window_ms / 1000.0)
 
     @property
     def ready(self) -> bool:
@@ -94,6 +100,8 @@ class Router:
             anchor_terms = self._tfidf.fit_transform(texts)
             centroids = np.vstack([np.asarray(anchor_terms[labels_array == k].mean(axis=0)) for k in range(len(cards))])
             vectors = self._joint(vectors, normalize(centroids))
+        # one vector per card: OpenMP threads would spin for longer than the search itself takes
+        faiss.omp_set_num_threads(1)
         index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(vectors)
         self._card_ids = [card.id for card in cards]
@@ -110,26 +118,32 @@ class Router:
         return np.ascontiguousarray(joint, dtype=np.float32)
 
     async def route(self, texts: list[str], domains: list[Domain | None] | None = None) -> list[Route]:
-        texts = [text[: self.text_chars] for text in texts]
-        vectors = await self.embedder.embed(texts)
-        return self.route_vectors(vectors, domains or [None] * len(texts), texts)
+        if not texts:
+            return []
+        rows = await self._batcher.submit(texts)
+        return [self._decide(sims, ids, domain) for (sims, ids), domain in zip(rows, domains or [None] * len(texts))]
 
-    def route_vectors(self, vectors: np.ndarray, domains: list[Domain | None], texts: list[str]) -> list[Route]:
+    def search_sync(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(similarities, card indices), best first, for each text. Blocking: runs in the embedder's thread."""
         assert self._index is not None, "router index not built"
+        texts = [text[: self.text_chars] for text in texts]
+        vectors = self.embedder.encode_sync(texts)
         if self._tfidf is not None:
             vectors = self._joint(vectors, self._tfidf.transform(texts).toarray())
         sims, ids = self._index.search(vectors, self._index.ntotal)  # exact: one vector per card
-        return [self._decide(row_sims, row_ids, domain) for row_sims, row_ids, domain in zip(sims, ids, domains)]
+        return list(zip(sims, ids))
 
     def _decide(self, sims: np.ndarray, ids: np.ndarray, domain: Domain | None) -> Route:
-        ranked_all = [
-            Candidate(self._card_ids[idx], round(float(sim), 6))
-            for sim, idx in zip(sims, ids)  # sorted best first
-            if domain is None or self.library.cards[self._card_ids[idx]].domain in (domain, "general")
-        ]
-        ranked = tuple(ranked_all[: self.top_k])
+        ranked: list[Candidate] = []  # top-k by similarity (sorted best first), within the domain if one is set
+        for sim, idx in zip(sims.tolist(), ids.tolist()):
+            card_id = self._card_ids[idx]
+            if domain is None or self.library.cards[card_id].domain in (domain, "general"):
+                ranked.append(Candidate(card_id, round(sim, 6)))
+                if len(ranked) == self.top_k:
+                    break
+        alternatives = tuple(ranked)
         if not ranked or ranked[0].similarity < self.threshold:
             top = ranked[0].similarity if ranked else None
-            return Route(card=self.fallback, similarity=top, fallback=True, alternatives=ranked)
+            return Route(card=self.fallback, similarity=top, fallback=True, alternatives=alternatives)
         return Route(card=self.library.cards[ranked[0].card_id], similarity=ranked[0].similarity,
-                     fallback=False, alternatives=ranked)
+                     fallback=False, alternatives=alternatives)
