@@ -1,6 +1,8 @@
 """A bounded load test for a SCRIBE-RM deployment: N one-trajectory requests at concurrency C, stopped
 after --max-seconds. Every item is accounted for: by its result status, or by how its request failed.
 503/429 answers are retried after Retry-After (the client's behaviour), at most --retries times.
+The generator uses aiohttp so that, on a small machine, its own CPU takes as little as possible from the
+service it measures.
     python bench/load.py --url http://127.0.0.1:8000 --items 2000 --concurrency 32 --json-out load.json"""
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ def percentile(values: list[float], q: float) -> float | None:
 
 async def run_load(url: str, items: int = 2000, concurrency: int = 32, steps: int = 3, distinct: int = 500,
                    max_seconds: float = 300.0, deadline_s: float = 30.0, retries: int = 5,
-                   api_key: str | None = None) -> dict[str, Any]:
-    import httpx
+                   api_key: str | None = None, offset: int = 0) -> dict[str, Any]:
+    import aiohttp
 
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     item_status: Counter = Counter()
@@ -38,36 +40,35 @@ async def run_load(url: str, items: int = 2000, concurrency: int = 32, steps: in
     latencies: list[float] = []
     started = time.monotonic()
     queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(items):
+    for i in range(offset, offset + items):
         queue.put_nowait(i)
 
-    async def one(client: httpx.AsyncClient, i: int) -> None:
+    async def one(client: aiohttp.ClientSession, i: int) -> None:
         body = {"items": [trajectory(i, steps, distinct)], "deadline_s": deadline_s}
         t0 = time.monotonic()
         for _ in range(retries + 1):
             try:
-                response = await client.post(f"{url}/score", json=body)
-            except httpx.HTTPError as exc:
+                async with client.post(f"{url}/score", json=body) as response:
+                    status, retry_after = response.status, response.headers.get("Retry-After", "1")
+                    payload = await response.json() if status == 200 else None
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 http_status[type(exc).__name__] += 1
                 item_status["transport_error"] += 1
                 return
-            http_status[response.status_code] += 1
-            if response.status_code in (429, 503):
-                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+            http_status[status] += 1
+            if status in (429, 503):
+                await asyncio.sleep(float(retry_after))
                 continue
             break
         latencies.append(time.monotonic() - t0)
-        if response.status_code == 200:
-            item_status[response.json()["results"][0]["status"]] += 1
-        else:
-            item_status[f"http_{response.status_code}"] += 1
+        item_status[payload["results"][0]["status"] if payload else f"http_{status}"] += 1
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(client: aiohttp.ClientSession) -> None:
         while not queue.empty() and time.monotonic() - started < max_seconds:
             await one(client, queue.get_nowait())
 
-    async with httpx.AsyncClient(timeout=deadline_s + 30, headers=headers,
-                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+    async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=concurrency),
+                                     timeout=aiohttp.ClientTimeout(total=deadline_s + 30)) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     elapsed = time.monotonic() - started
     item_status["not_sent"] = queue.qsize()
