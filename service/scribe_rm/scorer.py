@@ -154,6 +154,13 @@ class Scorer:
             latency_ms=round((time.monotonic() - started) * 1000, 2),
         )
 
+    async def judge_prompts(self, request: ScoreRequest) -> list[list[dict[str, str]]]:
+        """The distinct judge prompts that scoring `request` sends, in step order, without sending them
+        (benchmarks replay them against the judge server directly)."""
+        prepared = self.prepare(request)
+        jobs = self._plan(prepared, await self._route(prepared), CacheStats(hits=0, misses=0, deduplicated=0))
+        return list({job.key: job.messages for job in jobs.values()}.values())
+
     async def _route(self, prepared: list[PreparedItem]) -> dict[tuple[int, int], Route]:
         routes: dict[tuple[int, int], Route] = {}
         texts, where, domains = [], [], []
