@@ -1,0 +1,69 @@
+"""The README's benchmark scripts run as users run them, on small sizes, and report what they claim.
+Figures are not asserted (speed targets live in docs/benchmarks.md); what each counts is."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+VLLM_URL = os.environ.get("SCRIBE_TEST_VLLM_URL")
+
+
+def run_bench(tmp_path, script: str, *args: str) -> dict:
+    out = tmp_path / "result.json"
+    done = subprocess.run([sys.executable, f"bench/{script}", *args, "--json-out", str(out)], cwd=REPO,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    for row in result["table"]:
+        assert row["measure"] in done.stdout  # the printed table carries every measure
+    return result
+
+
+@pytest.mark.model
+def test_overhead_bench_scores_every_item_and_reports_the_ratio(tmp_path):
+    result = run_bench(tmp_path, "overhead.py", "--items", "60", "--rounds", "1", "--single", "5")
+    (round_,) = result["rounds"]
+    assert round_["steps_per_s"] > 0 and round_["embedder_texts_per_s"] > 0
+    assert result["median_ratio"] == pytest.approx(round_["steps_per_s"] / round_["embedder_texts_per_s"])
+    assert len(result["single_request_latencies_s"]) == 5
+
+
+@pytest.mark.model
+@pytest.mark.vllm
+@pytest.mark.skipif(not VLLM_URL, reason="needs a vLLM server: run scripts/test.sh (SCRIBE_TEST_VLLM_URL)")
+def test_naive_judge_bench_judges_every_step_both_ways(tmp_path):
+    result = run_bench(tmp_path, "naive_judge.py", "--vllm-url", VLLM_URL, "--steps", "3", "--concurrency", "3",
+                       "--max-tokens", "24")
+    assert len(result["naive_scores"]) == len(result["scribe_logprobs"]) == 3
+    assert all(s is None or 0 <= s <= 3 for s in result["naive_scores"])
+
+
+@pytest.mark.model
+@pytest.mark.vllm
+@pytest.mark.skipif(not VLLM_URL, reason="needs a vLLM server: run scripts/test.sh (SCRIBE_TEST_VLLM_URL)")
+def test_direct_vs_service_bench_alternates_arms_on_equal_work(tmp_path):
+    result = run_bench(tmp_path, "direct_vs_service.py", "--vllm-url", VLLM_URL, "--items", "1", "--steps", "2",
+                       "--per-request", "1", "--concurrency", "2")
+    assert [r["arm"] for r in result["runs"]] == ["direct", "service", "service", "direct"]
+    assert len({r["steps"] for r in result["runs"]}) == 1
+
+
+@pytest.mark.model
+@pytest.mark.vllm
+@pytest.mark.skipif(not VLLM_URL, reason="needs a vLLM server: run scripts/test.sh (SCRIBE_TEST_VLLM_URL)")
+def test_grpo_bench_saves_calls_by_dedup_and_cache_and_vllm_agrees(tmp_path):
+    result = run_bench(tmp_path, "grpo_workload.py", "--vllm-url", VLLM_URL, "--groups", "1", "--concurrency", "4")
+    first, second = result["training_steps"]
+    assert first["steps"] == second["steps"] == 8 * 4
+    assert first["hits"] == 0 and first["deduplicated"] > 0 and second["hits"] > 0
+    for step in (first, second):
+        assert step["hits"] + step["misses"] + step["deduplicated"] == step["steps"]
+    # one vLLM request per judge call made: nothing judged twice, nothing retried
+    assert result["vllm_delta"]["request_success"] == first["misses"] + second["misses"]
