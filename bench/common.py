@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -88,6 +89,19 @@ async def post_json(session: aiohttp.ClientSession, url: str, body: dict[str, An
         if response.status != 200:
             raise RuntimeError(f"{url} answered {response.status}: {(await response.text())[:300]}")
         return await response.json()
+
+
+async def run_bounded(jobs, concurrency: int) -> tuple[list, float]:
+    """(results in order, seconds) of awaiting `jobs` with at most `concurrency` in flight."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def bounded(job):
+        async with slots:
+            return await job
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(bounded(job) for job in jobs))
+    return results, time.perf_counter() - started
 
 
 def vllm_counters(base_url: str) -> dict[str, float]:

@@ -14,21 +14,16 @@ import time
 
 import aiohttp
 
-from common import in_process_services, post_json, prompts_for, report, service, trajectories
+from common import in_process_services, post_json, prompts_for, report, run_bounded, service, trajectories
 
 
 async def direct(services, prompts, url: str, concurrency: int, timeout_s: float) -> float:
     """Seconds to judge `prompts` with bare aiohttp calls carrying the judge backend's own request bodies."""
-    slots = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
-        async def one(messages):
-            async with slots:
-                await post_json(session, f"{url}/v1/chat/completions", services.judge.request_body(messages))
-
-        started = time.perf_counter()
-        await asyncio.gather(*(one(m) for m in prompts))
-        return time.perf_counter() - started
+        calls = [post_json(session, f"{url}/v1/chat/completions", services.judge.request_body(m)) for m in prompts]
+        _, seconds = await run_bounded(calls, concurrency)
+        return seconds
 
 
 async def through_service(service_url: str, items, per_request: int, timeout_s: float) -> tuple[float, int]:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import time
 
 import aiohttp
 
-from common import in_process_services, post_json, prompts_for, report, trajectories
+from common import in_process_services, post_json, prompts_for, report, run_bounded, trajectories
 
 NAIVE_INSTRUCTION = ("First explain in a few sentences how the step compares with the card, then end with a "
                      "final line of the form 'Score: N' where N is 0, 1, 2 or 3.")
@@ -35,18 +34,6 @@ def naive_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
 def parse_score(text: str) -> int | None:
     found = SCORE_PATTERN.findall(text)
     return int(found[-1]) if found else None
-
-
-async def run_bounded(jobs, concurrency: int) -> tuple[list, float]:
-    slots = asyncio.Semaphore(concurrency)
-
-    async def bounded(job):
-        async with slots:
-            return await job
-
-    started = time.perf_counter()
-    results = await asyncio.gather(*(bounded(job) for job in jobs))
-    return results, time.perf_counter() - started
 
 
 async def naive_judge(session: aiohttp.ClientSession, url: str, model: str, messages, max_tokens: int):
