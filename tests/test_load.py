@@ -34,6 +34,9 @@ def start_fake_judge(port: int, delay_s: float = 0.0) -> subprocess.Popen:
     return process
 
 
+ITEMS = 800  # of 3 steps each: ~50 s on the 2-core CI box, well past the 8 s judge outage
+
+
 def test_load_with_judge_killed_and_restarted():
     port = free_port()
     judge = {"process": start_fake_judge(port)}
@@ -54,16 +57,16 @@ def test_load_with_judge_killed_and_restarted():
     try:
         with running_service(**env) as url:
             threading.Thread(target=chaos, daemon=True).start()
-            report = asyncio.run(run_load(url, items=2000, concurrency=32, steps=3, distinct=2000,
+            report = asyncio.run(run_load(url, items=ITEMS, concurrency=32, steps=3, distinct=ITEMS,
                                           max_seconds=240, deadline_s=20))
     finally:
         judge["process"].kill()
     print(report)
     statuses = report["item_status"]
     assert "restarted" in timeline, "the load finished before the judge came back; raise items"
-    assert sum(statuses.values()) - statuses.get("not_sent", 0) == 2000 and statuses.get("not_sent", 0) == 0
+    assert sum(statuses.values()) - statuses.get("not_sent", 0) == ITEMS and statuses.get("not_sent", 0) == 0
     assert set(statuses) - {"not_sent"} <= {"ok", "judge_error", "timeout"}, statuses
-    assert statuses.get("judge_error", 0) > 0 and statuses.get("ok", 0) > 1000, statuses
+    assert statuses.get("judge_error", 0) > 0 and statuses.get("ok", 0) > ITEMS // 2, statuses
     assert set(report["http_status"]) <= {"200", "503"}, report["http_status"]
 
 

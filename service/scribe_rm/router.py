@@ -3,11 +3,11 @@
 Every card contributes anchors (its example subgoals, its name, its when_to_use). At load the router fits
 one unit vector per card on those anchors (softmax regression started from the anchors' centroid, full
 batch, so it is deterministic). A lexical part is appended: the card's TF-IDF centroid over its anchors,
-because MiniLM reads notation-heavy steps poorly while words such as "mod", "divisor" or "retry" are
+because sentence embedders read notation-heavy steps poorly while words such as "mod", "divisor" or "retry" are
 telling. Card vectors are [semantic ; w * lexical] / (1 + w), queries likewise, so one FAISS inner product
-gives the weighted mean of the two cosines. Both parts were chosen by cross-validation on the anchors and
-generalize far better than nearest-anchor lookup (`scribe-rm eval routing`). Below the threshold the
-fallback card judges the step and the miss is flagged.
+gives the weighted mean of the two cosines. Both parts were chosen by cross-validation on the cards'
+examples (bench/routing_cv.py) and generalize far better than nearest-anchor lookup (`scribe-rm eval
+routing`). Below the threshold the fallback card judges the step and the miss is flagged.
 
 Concurrent requests are micro-batched: embedding, the lexical part and the search run for a whole batch
 at once in the embedder's worker thread, so the event loop only ranks the results.
@@ -16,6 +16,7 @@ at once in the embedder's worker thread, so the event loop only ranks the result
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -25,6 +26,7 @@ from sklearn.preprocessing import normalize
 from .batching import MicroBatcher
 from .embedder import Embedder
 from .prototypes import Card, Domain, Library
+from .settings import Settings
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,31 @@ def fit_card_vectors(anchors: np.ndarray, labels: np.ndarray, n_cards: int, step
     return np.ascontiguousarray(weights / np.linalg.norm(weights, axis=1, keepdims=True), dtype=np.float32)
 
 
+def anchor_texts(card: Card) -> tuple[str, ...]:
+    return (*card.examples, card.name, card.when_to_use)
+
+
+def joint_vectors(semantic: np.ndarray, lexical: np.ndarray, lexical_weight: float) -> np.ndarray:
+    joint = np.hstack([semantic, lexical_weight * lexical]) / (1 + lexical_weight)
+    return np.ascontiguousarray(joint, dtype=np.float32)
+
+
+def fit_index_vectors(embedded: np.ndarray, texts: list[str], labels: np.ndarray, n_cards: int, train_steps: int,
+                      lexical_weight: float) -> tuple[np.ndarray, TfidfVectorizer | None]:
+    """The indexed vector of each card, [semantic ; w * lexical] / (1 + w), and the fitted TF-IDF (None if w == 0)."""
+    vectors = fit_card_vectors(embedded, labels, n_cards, train_steps)
+    if lexical_weight <= 0:
+        return vectors, None
+    tfidf = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+    terms = tfidf.fit_transform(texts)
+    centroids = np.vstack([np.asarray(terms[labels == k].mean(axis=0)) for k in range(n_cards)])
+    return joint_vectors(vectors, normalize(centroids), lexical_weight), tfidf
+
+
 class Router:
     def __init__(self, library: Library, embedder: Embedder, threshold: float, top_k: int, fallback_id: str,
                  train_steps: int = 300, lexical_weight: float = 0.8, text_chars: int = 600,
-                 batch_size: int = 64, window_ms: float = 5.0):
+                 batch_size: int = 64, window_ms: float = 5.0, anchor_cache_dir: Path | None = None):
         self.library = library
         self.embedder = embedder
         self.threshold = threshold
@@ -73,11 +96,18 @@ class Router:
         self.train_steps = train_steps
         self.lexical_weight = lexical_weight
         self.text_chars = text_chars  # long steps are cut to their beginning before routing
+        self.anchor_cache_dir = anchor_cache_dir
         self._tfidf: TfidfVectorizer | None = None
         self.fallback = library.cards[fallback_id]
         self._card_ids: list[str] = []
         self._index: faiss.IndexFlatIP | None = None
         self._batcher = MicroBatcher(self.search_sync, embedder.executor, batch_size, window_ms / 1000.0)
+
+    @classmethod
+    def from_settings(cls, library: Library, embedder: Embedder, settings: Settings) -> "Router":
+        return cls(library, embedder, settings.route_threshold, settings.route_top_k, settings.fallback_prototype_id,
+                   settings.route_train_steps, settings.route_lexical_weight, settings.route_text_chars,
+                   settings.embed_batch_size, settings.embed_window_ms, settings.anchor_cache_dir)
 
     @property
     def ready(self) -> bool:
@@ -90,16 +120,12 @@ class Router:
         texts: list[str] = []
         labels: list[int] = []
         for k, card in enumerate(cards):
-            anchors = (*card.examples, card.name, card.when_to_use)
-            texts.extend(anchors)
-            labels.extend([k] * len(anchors))
-        labels_array = np.array(labels)
-        vectors = fit_card_vectors(self.embedder.encode_sync(texts), labels_array, len(cards), self.train_steps)
-        if self.lexical_weight > 0:
-            self._tfidf = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
-            anchor_terms = self._tfidf.fit_transform(texts)
-            centroids = np.vstack([np.asarray(anchor_terms[labels_array == k].mean(axis=0)) for k in range(len(cards))])
-            vectors = self._joint(vectors, normalize(centroids))
+            card_texts = anchor_texts(card)
+            texts.extend(card_texts)
+            labels.extend([k] * len(card_texts))
+        embedded = self.embedder.encode_cached_sync(texts, self.anchor_cache_dir)
+        vectors, self._tfidf = fit_index_vectors(embedded, texts, np.array(labels), len(cards), self.train_steps,
+                                                 self.lexical_weight)
         # one vector per card: OpenMP threads would spin for longer than the search itself takes
         faiss.omp_set_num_threads(1)
         index = faiss.IndexFlatIP(vectors.shape[1])
@@ -113,10 +139,6 @@ class Router:
             raise UnknownPrototypeError(card_id)
         return Route(card=card, similarity=None, fallback=False, alternatives=())
 
-    def _joint(self, semantic: np.ndarray, lexical: np.ndarray) -> np.ndarray:
-        joint = np.hstack([semantic, self.lexical_weight * lexical]) / (1 + self.lexical_weight)
-        return np.ascontiguousarray(joint, dtype=np.float32)
-
     async def route(self, texts: list[str], domains: list[Domain | None] | None = None) -> list[Route]:
         if not texts:
             return []
@@ -129,7 +151,7 @@ class Router:
         texts = [text[: self.text_chars] for text in texts]
         vectors = self.embedder.encode_sync(texts)
         if self._tfidf is not None:
-            vectors = self._joint(vectors, self._tfidf.transform(texts).toarray())
+            vectors = joint_vectors(vectors, self._tfidf.transform(texts).toarray(), self.lexical_weight)
         sims, ids = self._index.search(vectors, self._index.ntotal)  # exact: one vector per card
         return list(zip(sims, ids))
 

@@ -35,9 +35,7 @@ class Services:
         for message in library.skipped:
             log.warning("card skipped: %s", message)
         embedder = Embedder(settings.resolved_embedder_dir(), settings.embedder_device, settings.embed_batch_size)
-        router = Router(library, embedder, settings.route_threshold, settings.route_top_k,
-                        settings.fallback_prototype_id, settings.route_train_steps, settings.route_lexical_weight,
-                        settings.route_text_chars, settings.embed_batch_size, settings.embed_window_ms)
+        router = Router.from_settings(library, embedder, settings)
         judge = judge or make_judge(settings)
         return cls(settings, library, embedder, router, judge, Scorer(settings, library, router, judge))
 
