@@ -55,3 +55,10 @@ def test_unwritable_cache_still_returns_vectors(embedder, tmp_path):
 def test_directory_without_a_model_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="scribe-rm models prepare"):
         Embedder(tmp_path).load()
+
+
+def test_an_empty_cache_setting_turns_the_cache_off(monkeypatch):
+    from scribe_rm.settings import Settings
+
+    monkeypatch.setenv("SCRIBE_ANCHOR_CACHE_DIR", "")
+    assert Settings().anchor_cache_dir is None  # not Path(""), which is the working directory

@@ -71,8 +71,9 @@ async def _loaded_services(with_judge: bool):
 def route(text: str, domain: Optional[str] = typer.Option(None, help="math | tool_use | general")) -> None:
     """Route one subgoal text and show the chosen card with the alternatives."""
 
+    _ensure_models(get_settings(), with_judge=False)
+
     async def run() -> None:
-        _ensure_models(get_settings(), with_judge=False)
         services = await _loaded_services(with_judge=False)
         decision = (await services.router.route([text], [domain]))[0]  # type: ignore[list-item]
         flag = " (fallback: below threshold)" if decision.fallback else ""
@@ -225,8 +226,9 @@ def eval_routing(data: Optional[Path] = typer.Option(None, help="Labelled JSONL 
 
     rows = load_labelled(data or DEFAULT_SET)
 
+    _ensure_models(get_settings(), with_judge=False)
+
     async def run():
-        _ensure_models(get_settings(), with_judge=False)
         services = await _loaded_services(with_judge=False)
         report = await evaluate_routing(services.router, rows, use_domain)
         await services.aclose()

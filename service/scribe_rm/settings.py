@@ -40,6 +40,10 @@ def _split_csv(value: object) -> object:
     return value
 
 
+def _empty_is_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value  # not Path("") == the working dir
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCRIBE_", env_file=".env", extra="ignore")
 
@@ -51,7 +55,7 @@ class Settings(BaseSettings):
     # --- embedder + router ---
     embedder_model: EmbedderName = "all-mpnet-base-v2"  # a bundled embedder ...
     embedder_model_dir: Path | None = None  # ... or any sentence-transformers directory instead
-    anchor_cache_dir: Path | None = CACHE_ROOT / "anchor-embeddings"  # reused across restarts; None: off
+    anchor_cache_dir: Path | None = CACHE_ROOT / "anchor-embeddings"  # reused across restarts; empty: off
     embedder_device: str = "cpu"
     embed_batch_size: int = Field(64, ge=1)
     embed_window_ms: float = Field(5.0, ge=0)  # micro-batch collection window across requests
@@ -114,6 +118,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     _split_lists = field_validator("judge_base_urls", "judge_score_token_ids", "api_keys", mode="before")(_split_csv)
+    _optional_paths = field_validator("embedder_model_dir", "anchor_cache_dir", "api_keys_file", mode="before")(_empty_is_none)
 
     @field_validator("judge_base_urls")
     @classmethod
