@@ -5,7 +5,7 @@ Each card's examples are dealt into K folds. For each fold, the router's card ve
 other folds' examples plus every card's name and when_to_use, and the fold's examples are routed (top-1).
 The embedder and the defaults come from the settings, e.g. SCRIBE_EMBEDDER_MODEL=all-MiniLM-L6-v2.
 
-    .venv/bin/python bench/routing_cv.py --json-out bench/results/routing_cv.json
+    .venv/bin/python bench/routing_cv.py --lexical-weights 0 0.5 0.8 1.2 --json-out bench/results/routing_cv_mpnet.json
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lexical-weights", type=float, nargs="+", default=None,
-                        help="Also report these TF-IDF weights (default: only SCRIBE_ROUTE_LEXICAL_WEIGHT).")
+                        help="TF-IDF weights to compare (default: SCRIBE_ROUTE_LEXICAL_WEIGHT only).")
     parser.add_argument("--json-out")
     args = parser.parse_args()
 
