@@ -20,7 +20,6 @@ import aiohttp
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-STEP_TEXTS = REPO / "tests/data/routing_heldout.jsonl"  # 144 realistic math and tool-use step phrasings
 
 
 def free_port() -> int:
@@ -72,9 +71,16 @@ def service(**settings: str) -> Iterator[tuple[str, subprocess.Popen]]:
         yield url, proc
 
 
+def step_rows() -> list[dict[str, Any]]:
+    """The 144 held-out routing phrasings (text, expected card, domain): realistic math and tool-use steps."""
+    from scribe_rm.evaluation.routing import DEFAULT_SET, load_labelled
+
+    return load_labelled(DEFAULT_SET)
+
+
 def trajectories(n: int, steps: int, tag: str, seed: int = 0) -> list[dict[str, Any]]:
     """n items of `steps` steps drawn from the held-out phrasings; `tag` makes every item's text unique."""
-    rows = [json.loads(line) for line in STEP_TEXTS.read_text().splitlines() if line.strip()]
+    rows = step_rows()
     rng = random.Random(seed)
     items = []
     for i in range(n):

@@ -16,7 +16,7 @@ import time
 
 import aiohttp
 
-from common import STEP_TEXTS, post_json, report, service, vllm_counters
+from common import post_json, report, service, step_rows, vllm_counters
 
 ROLLOUTS = 8
 STEPS = 4
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--timeout-s", type=float, default=1800)
     parser.add_argument("--json-out")
     args = parser.parse_args()
-    rows = [json.loads(line) for line in STEP_TEXTS.read_text().splitlines() if line.strip()]
+    rows = step_rows()
     pools = {d: [r["text"] for r in rows if r["domain"] == d] for d in ("math", "tool_use")}
     batches = [training_step(pools, args.groups, s) for s in range(args.training_steps)]
     settings = {"SCRIBE_JUDGE_BACKEND": "openai", "SCRIBE_JUDGE_BASE_URLS": args.vllm_url,

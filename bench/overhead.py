@@ -71,7 +71,7 @@ def main() -> None:
     from scribe_rm.embedder import Embedder
     from scribe_rm.settings import Settings
 
-    embedder = Embedder(Settings().resolved_embedder_dir())
+    embedder = Embedder.from_settings(Settings())
     embedder.load()
     rounds = []
     with fake_judge() as judge_url, service(SCRIBE_JUDGE_BACKEND="openai", SCRIBE_JUDGE_BASE_URLS=judge_url,

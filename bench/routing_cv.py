@@ -52,7 +52,7 @@ def main() -> None:
     settings = Settings()
     library = load_library(settings.prototypes_dir, settings.fallback_prototype_id)
     cards = [card for card in library.cards.values() if card.id != settings.fallback_prototype_id]
-    embedder = Embedder(settings.resolved_embedder_dir(), settings.embedder_device, settings.embed_batch_size)
+    embedder = Embedder.from_settings(settings)
     embedder.load()
     texts = [text for card in cards for text in anchor_texts(card)]  # the router's order: shares its cache
     embedded = dict(zip(texts, embedder.encode_cached_sync(texts, settings.anchor_cache_dir)))

@@ -82,7 +82,7 @@ def library(settings):
 
 @pytest.fixture(scope="session")
 def embedder(settings):
-    e = Embedder(settings.resolved_embedder_dir())
+    e = Embedder.from_settings(settings)
     e.load()
     return e
 

@@ -22,7 +22,6 @@ class MicroBatcher(Generic[Result]):
         self.batch_size = batch_size
         self.window_s = window_s
         self._pending: list[tuple[list[str], asyncio.Future[Result]]] = []
-        self._pending_items = 0
         self._timer: asyncio.TimerHandle | None = None
         self._running: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -30,17 +29,16 @@ class MicroBatcher(Generic[Result]):
     async def submit(self, items: list[str]) -> Result:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # state left by a closed loop (tests run one loop each) would hang us
-            self._pending, self._pending_items, self._timer, self._running, self._loop = [], 0, None, None, loop
+            self._pending, self._timer, self._running, self._loop = [], None, None, loop
         future: asyncio.Future[Result] = loop.create_future()
         self._pending.append((list(items), future))
-        self._pending_items += len(items)
         self._schedule()
         return await future
 
     def _schedule(self) -> None:
         if self._running is not None:
             return  # the running batch starts the next one when it ends
-        if self._pending_items >= self.batch_size:
+        if sum(len(chunk) for chunk, _ in self._pending) >= self.batch_size:
             self._start_batch()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.window_s, self._start_batch)
@@ -55,7 +53,6 @@ class MicroBatcher(Generic[Result]):
             chunk = self._pending.pop(0)
             batch.append(chunk)
             size += len(chunk[0])
-        self._pending_items -= size
         if batch:
             self._running = asyncio.get_running_loop().create_task(self._run(batch))
 

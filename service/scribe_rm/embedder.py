@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .settings import Settings
+
 log = logging.getLogger("scribe_rm")
 
 
@@ -25,6 +27,10 @@ class Embedder:
         self._model = None
         self._dimension = 0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Embedder":
+        return cls(settings.resolved_embedder_dir(), settings.embedder_device, settings.embed_batch_size)
 
     @property
     def loaded(self) -> bool:

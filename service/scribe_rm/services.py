@@ -34,7 +34,7 @@ class Services:
         library = load_library(settings.prototypes_dir, settings.fallback_prototype_id, settings.on_invalid_card)
         for message in library.skipped:
             log.warning("card skipped: %s", message)
-        embedder = Embedder(settings.resolved_embedder_dir(), settings.embedder_device, settings.embed_batch_size)
+        embedder = Embedder.from_settings(settings)
         router = Router.from_settings(library, embedder, settings)
         judge = judge or make_judge(settings)
         return cls(settings, library, embedder, router, judge, Scorer(settings, library, router, judge))

