@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Set up (idempotent) and run the whole test suite, including the integration tests against a real
 # vLLM server that this script installs, starts and stops. SCRIBE_TEST_VLLM=0 skips vLLM (and those tests).
+# It touches nothing outside this checkout and the user cache unless asked: SCRIBE_TEST_INSTALL_SYSTEM=1
+# (set by .ci/run) lets it apt-get install the Debian tools some tests use; without it, tests that need a
+# missing tool are skipped and name it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -8,10 +11,8 @@ bash scripts/setup.sh
 t1=$(date +%s); echo "timing: service set-up $((t1 - t0))s"
 bash scripts/deploy_tools.sh  # kubectl + kustomize for rendering deploy/k8s
 export HF_HUB_OFFLINE=1
-# Debian's prometheus (server + promtool) for the deployment tests
-if ! command -v prometheus > /dev/null && command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus > /dev/null)
-  pkill -x prometheus || true  # the package may start a daemon; the tests run their own
+if [ "${SCRIBE_TEST_INSTALL_SYSTEM:-0}" = 1 ]; then
+  bash scripts/install_system_tools.sh
 fi
 t1=$(date +%s); echo "timing: deploy tools and prometheus $((t1 - t0))s (set-up included)"
 if [ "${SCRIBE_TEST_VLLM:-1}" != "0" ]; then

@@ -1,4 +1,5 @@
-"""Dynamic micro-batching: concurrent callers share batches, each gets its own rows back, failures reach all."""
+"""Dynamic micro-batching: concurrent callers share batches, each gets its own rows back, and one caller's
+bad input fails only that input."""
 
 import asyncio
 import threading
@@ -6,14 +7,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from scribe_rm.batching import MicroBatcher
+from scribe_rm.batching import ItemFailed, MicroBatcher
 
 
 class Recorder:
-    def __init__(self, hold: threading.Event | None = None, fail: bool = False):
+    """Upper-cases its inputs; raises on the whole batch when `fail` is set or when any input contains `poison`."""
+
+    def __init__(self, hold: threading.Event | None = None, fail: bool = False, poison: str = "POISON"):
         self.batches: list[list[str]] = []
         self.hold = hold
         self.fail = fail
+        self.poison = poison
 
     def __call__(self, items: list[str]) -> list[str]:
         if self.hold is not None:
@@ -21,6 +25,8 @@ class Recorder:
         self.batches.append(items)
         if self.fail:
             raise RuntimeError("model crashed")
+        if any(self.poison in item for item in items):
+            raise TypeError("tokenizer rejected an input")
         return [item.upper() for item in items]
 
 
@@ -53,11 +59,24 @@ async def test_calls_arriving_during_a_batch_form_the_next_one_up_to_batch_size(
     assert [len(b) for b in run.batches] == [1, 4, 2]  # queued while busy: full batches, no window
 
 
-async def test_a_failed_batch_fails_every_caller_and_the_next_batch_runs(executor):
+async def test_a_poisoned_input_fails_alone_and_its_batch_mates_get_their_rows(executor):
+    run = Recorder()
+    batcher = MicroBatcher(run, executor, batch_size=64, window_s=0.05)
+    calls = [[f"c{i}-a", f"c{i}-b"] for i in range(39)] + [["fine", "POISON pill", "also fine"]]
+    results = await asyncio.gather(*(batcher.submit(items) for items in calls))
+    assert results[:39] == [[f"C{i}-A", f"C{i}-B"] for i in range(39)]  # every innocent caller is whole
+    fine, failed, also_fine = results[39]
+    assert (fine, also_fine) == ("FINE", "ALSO FINE")
+    assert isinstance(failed, ItemFailed) and isinstance(failed.cause, TypeError)
+    assert "tokenizer rejected" in str(failed)
+    assert len(run.batches) <= 2 * 7 + 1  # halving finds one bad input in O(log n) retries, not n
+
+
+async def test_a_batch_that_always_fails_gives_each_input_its_failure_and_the_next_batch_runs(executor):
     run = Recorder(fail=True)
     batcher = MicroBatcher(run, executor, batch_size=64, window_s=0.01)
-    outcomes = await asyncio.gather(batcher.submit(["a"]), batcher.submit(["b"]), return_exceptions=True)
-    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    outcomes = await asyncio.gather(batcher.submit(["a"]), batcher.submit(["b"]))
+    assert all(isinstance(o[0], ItemFailed) and isinstance(o[0].cause, RuntimeError) for o in outcomes)
     run.fail = False
     assert await batcher.submit(["c"]) == ["C"]
 

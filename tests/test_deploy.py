@@ -15,7 +15,8 @@ from conftest import REPO, free_port, running_service, wait_for
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
 needs_prometheus = pytest.mark.skipif(not (PROMETHEUS and PROMTOOL),
-                                      reason="Debian package 'prometheus' missing: scripts/test.sh installs it")
+                                      reason="needs prometheus and promtool (Debian package 'prometheus'; "
+                                             "SCRIBE_TEST_INSTALL_SYSTEM=1 scripts/test.sh installs it)")
 
 
 @needs_prometheus

@@ -7,15 +7,19 @@ import asyncio
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from . import __version__
 from .auth import ApiKeyAuth, load_keys
+from .batching import ItemFailed
 from .compat import router as compat_router
 from .judges import Judge
 from .limits import BodySizeLimit
 from .logs import REQUEST_ID, RequestIdMiddleware
 from .router import Route, UnknownPrototypeError
+from .sanitize import json_safe
 from .schemas import (Alternative, ErrorBody, PrototypeDetail, PrototypeList, PrototypeSummary, RouteRequest,
                       RouteResponse, RouteResult, ScoreRequest, ScoreResponse)
 from .scorer import OverloadedError, RequestError
@@ -84,6 +88,9 @@ def create_app(settings: Settings | None = None, judge: Judge | None = None) -> 
         todo = [i for i in range(len(body.items)) if i not in explicit]
         routed = await services.router.route(
             [body.items[i].text for i in todo], [body.items[i].domain for i in todo])
+        for i, route in zip(todo, routed):
+            if isinstance(route, ItemFailed):
+                raise RequestError(f"item {i}: the text could not be embedded ({route})")
         by_index = {**explicit, **dict(zip(todo, routed))}
         return RouteResponse(library_version=services.library.version,
                              results=[_route_result(by_index[i]) for i in range(len(body.items))])
@@ -116,6 +123,11 @@ def _add_metrics(app: FastAPI) -> None:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input and fails to encode NaN or infinities (a 500)
+        return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)

@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from .batching import MicroBatcher
+from .batching import ItemFailed, MicroBatcher
 from .embedder import Embedder
 from .prototypes import Card, Domain, Library
 from .settings import Settings
@@ -139,11 +139,13 @@ class Router:
             raise UnknownPrototypeError(card_id)
         return Route(card=card, similarity=None, fallback=False, alternatives=())
 
-    async def route(self, texts: list[str], domains: list[Domain | None] | None = None) -> list[Route]:
+    async def route(self, texts: list[str], domains: list[Domain | None] | None = None) -> list[Route | ItemFailed]:
+        """One route per text, or the ItemFailed of a text the embedder could not take (its own failure only)."""
         if not texts:
             return []
         rows = await self._batcher.submit(texts)
-        return [self._decide(sims, ids, domain) for (sims, ids), domain in zip(rows, domains or [None] * len(texts))]
+        return [row if isinstance(row, ItemFailed) else self._decide(*row, domain)
+                for row, domain in zip(rows, domains or [None] * len(texts))]
 
     def search_sync(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(similarities, card indices), best first, for each text. Blocking: runs in the embedder's thread."""

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .prototypes import Card, Domain
+from .sanitize import clean_tree
 from .settings import Aggregation
 
 ItemStatus = Literal["ok", "judge_error", "timeout", "invalid"]
 SplitMode = Literal["auto", "blank_lines", "lines", "regex", "step_markers", "subgoal_tags"]
 
 
+MAX_ABS_OUTCOME = 1e6  # with MAX_WEIGHT, a reward stays a finite float that JSON can carry
+MAX_WEIGHT = 1e3
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class CleanInput(BaseModel):
+    """A body a client sends: its strings follow the text policy of sanitize.py before validation."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clean_strings(cls, data: Any) -> Any:
+        return clean_tree(data)
 
 
 # ---------- prototypes and routing ----------
@@ -43,7 +56,7 @@ class RouteQuery(Strict):
     prototype_id: str | None = Field(None, description="Bypass routing and use this card.")
 
 
-class RouteRequest(Strict):
+class RouteRequest(Strict, CleanInput):
     items: list[RouteQuery] = Field(min_length=1)
 
 
@@ -101,14 +114,15 @@ class Message(BaseModel):
         return self.content or ""
 
 
-class ScoreItem(Strict):
+class ScoreItem(Strict, CleanInput):
     id: str = Field(min_length=1, max_length=256)
     question: str = Field("", description="The task; taken from the first user message when messages are given.")
     steps: list[StepIn] | None = None
     response: str | None = None
     messages: list[Message] | None = None
     domain: Domain | None = None
-    outcome: float | None = Field(None, description="Outcome reward, e.g. 1.0 correct and 0.0 wrong.")
+    outcome: float | None = Field(None, ge=-MAX_ABS_OUTCOME, le=MAX_ABS_OUTCOME,
+                                  description="Outcome reward, e.g. 1.0 correct and 0.0 wrong.")
     reference: str | None = Field(None, description="Kept for the caller; the judge never sees it.")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -118,13 +132,6 @@ class ScoreItem(Strict):
         if len(given) != 1:
             raise ValueError(f"give exactly one of steps, response or messages (got {given or 'none'})")
         return self
-
-    @field_validator("outcome")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("outcome must be a finite number")
-        return value
 
 
 class SplitOptions(Strict):
@@ -139,11 +146,11 @@ class SplitOptions(Strict):
 
 
 class Weights(Strict):
-    outcome: float = Field(ge=0)
-    process: float = Field(ge=0)
+    outcome: float = Field(ge=0, le=MAX_WEIGHT)
+    process: float = Field(ge=0, le=MAX_WEIGHT)
 
 
-class ScoreRequest(Strict):
+class ScoreRequest(Strict, CleanInput):
     items: list[ScoreItem] = Field(min_length=1)
     split: SplitOptions = Field(default_factory=SplitOptions)
     aggregation: Aggregation | None = None
@@ -205,12 +212,23 @@ class ErrorBody(BaseModel):
 
 # ---------- trainer compatibility ----------
 
-class OpenRLHFRequest(BaseModel):
-    """OpenRLHF's remote reward request: `query` is prompt + response (with special tokens)."""
+class OpenRLHFRequest(CleanInput):
+    """OpenRLHF's remote reward request: `query` is prompt + response (with special tokens). `prompts` and
+    `labels` are empty or as long as `query`; all three empty is the request OpenRLHF sends to every URL but
+    the first of a list, answered with empty lists."""
     model_config = ConfigDict(extra="allow")
     query: list[str] = Field(default_factory=list)
     prompts: list[str] = Field(default_factory=list)
     labels: list[Any] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _parallel_lists(self) -> "OpenRLHFRequest":
+        for name in ("prompts", "labels"):
+            given = len(getattr(self, name))
+            if given and given != len(self.query):
+                raise ValueError(f"{name} has {given} entries but query has {len(self.query)}: "
+                                 f"they must be parallel lists (or {name} empty)")
+        return self
 
 
 class OpenRLHFResponse(BaseModel):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from . import metrics
 from .aggregate import combine, process_reward
+from .batching import ItemFailed
 from .cache import LRUCache, judgement_key
 from .judges import Judge, JudgeError, ScoreDistribution
 from .prompt import PromptBuilder, PromptLimits
@@ -162,6 +163,7 @@ class Scorer:
         return list({job.key: job.messages for job in jobs.values()}.values())
 
     async def _route(self, prepared: list[PreparedItem]) -> dict[tuple[int, int], Route]:
+        """The route of every step; an item with a step the router could not take becomes `invalid`."""
         routes: dict[tuple[int, int], Route] = {}
         texts, where, domains = [], [], []
         for i, p in enumerate(prepared):
@@ -174,9 +176,12 @@ class Scorer:
                     texts.append(segment.subgoal or segment.text)
                     where.append((i, j))
                     domains.append(p.item.domain)
-        if texts:
-            routes.update(zip(where, await self.router.route(texts, domains)))
-        return routes
+        for (i, j), route in zip(where, await self.router.route(texts, domains)):
+            if isinstance(route, ItemFailed):
+                prepared[i].invalid = prepared[i].invalid or f"step {j} could not be routed: {route}"
+            else:
+                routes[(i, j)] = route
+        return {(i, j): route for (i, j), route in routes.items() if prepared[i].invalid is None}
 
     def _plan(self, prepared: list[PreparedItem], routes: dict[tuple[int, int], Route],
               stats: CacheStats) -> dict[tuple[int, int], StepJob]:
