@@ -1,9 +1,12 @@
-"""The embedder's on-disk cache of anchor embeddings, and its error for a directory that holds no model."""
+"""The embedder's on-disk cache of anchor embeddings, its error for a directory that holds no model, and its
+CPU thread count."""
+
+import os
 
 import numpy as np
 import pytest
 
-from scribe_rm.embedder import Embedder
+from scribe_rm.embedder import Embedder, available_cpus, cgroup_cpu_limit
 
 TEXTS = ["Check the tool's output for an error field.", "Factor the quadratic into two linear terms."]
 
@@ -62,3 +65,30 @@ def test_an_empty_cache_setting_turns_the_cache_off(monkeypatch):
 
     monkeypatch.setenv("SCRIBE_ANCHOR_CACHE_DIR", "")
     assert Settings().anchor_cache_dir is None  # not Path(""), which is the working directory
+
+
+def test_cpu_threads_follow_the_cgroup_quota(tmp_path):
+    cpus = len(os.sched_getaffinity(0))
+    assert available_cpus(tmp_path) == cpus  # no cgroup files: the affinity mask
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_limit(tmp_path) is None and available_cpus(tmp_path) == cpus
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # a k8s limit of 1.5 CPUs
+    assert cgroup_cpu_limit(tmp_path) == 1.5 and available_cpus(tmp_path) == min(cpus, 2)
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")  # cgroup v1, half a CPU
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_limit(tmp_path) == 0.5 and available_cpus(tmp_path) == 1
+
+
+def test_embedder_sets_torch_threads_on_load(settings):
+    import torch
+
+    embedder = Embedder.from_settings(settings.model_copy(update={"embedder_threads": 1}))
+    before = torch.get_num_threads()
+    try:
+        embedder.load()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+        embedder.close()

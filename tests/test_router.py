@@ -1,7 +1,9 @@
+import asyncio
+
 import pytest
 
 from scribe_rm.evaluation.routing import DEFAULT_SET, evaluate_routing, load_labelled
-from scribe_rm.router import Router, UnknownPrototypeError
+from scribe_rm.router import Router, RoutingCounts, UnknownPrototypeError
 
 
 async def test_routes_clear_cases_to_their_cards(router):
@@ -58,3 +60,58 @@ async def test_heldout_routing_accuracy_meets_target(router):
     # issue 2's targets; the default embedder (all-mpnet-base-v2) reached 0.868 / 0.958 on 2026-11-22
     assert report.top1 >= 0.85, report.as_dict()
     assert report.top3 >= 0.95, report.as_dict()
+
+
+@pytest.fixture
+def counting_router(library, embedder, settings):
+    """A router of its own (fresh routing cache) whose embedder calls are recorded."""
+    fresh = Router.from_settings(library, embedder, settings)
+    fresh.build_sync()
+    encoded: list[list[str]] = []
+    real = embedder.encode_sync
+    embedder.encode_sync = lambda texts: encoded.append(list(texts)) or real(texts)
+    yield fresh, encoded
+    del embedder.encode_sync
+
+
+async def test_each_distinct_text_is_embedded_once_then_served_from_the_cache(counting_router):
+    router, encoded = counting_router
+    texts = ["Divide both sides by 4 to isolate x.", "Call the weather API for Paris.",
+             "Divide both sides by 4 to isolate x.", "Divide both sides by 4 to isolate x."]
+    counts = RoutingCounts()
+    first = await router.route(texts, counts=counts)
+    assert encoded == [["Divide both sides by 4 to isolate x.", "Call the weather API for Paris."]]
+    assert (counts.hits, counts.misses, counts.deduplicated) == (0, 2, 2)
+    assert first[0] == first[2] == first[3] and first[0].card.id != first[1].card.id
+
+    counts = RoutingCounts()
+    again = await router.route(list(reversed(texts)), counts=counts)
+    assert len(encoded) == 1  # nothing embedded the second time
+    assert (counts.hits, counts.misses, counts.deduplicated) == (2, 0, 2)
+    assert again == list(reversed(first))  # a cached text routes exactly as it did
+
+
+async def test_cached_rows_still_honour_each_callers_domain(counting_router):
+    router, encoded = counting_router
+    text = "Check the result by plugging it back in."
+    (unfiltered,) = await router.route([text])
+    (filtered,) = await router.route([text], ["tool_use"])
+    assert len(encoded) == 1
+    assert unfiltered.card.domain == "math" and filtered.card.domain in ("tool_use", "general")
+
+
+async def test_concurrent_callers_sharing_a_text_share_its_embedding(counting_router):
+    router, encoded = counting_router
+    shared = "Sum the remaining factors to get the answer."
+    routes = await asyncio.gather(*(router.route([shared, f"Call the search tool for item {n}."]) for n in range(4)))
+    assert sum(text == shared for batch in encoded for text in batch) == 1
+    assert len({r[0].card.id for r in routes}) == 1
+
+
+async def test_routing_cache_can_be_turned_off(library, embedder, settings):
+    router = Router.from_settings(library, embedder, settings.model_copy(update={"route_cache_size": 0}))
+    router.build_sync()
+    counts = RoutingCounts()
+    await router.route(["Divide both sides by 4."], counts=counts)
+    await router.route(["Divide both sides by 4."], counts=counts)
+    assert (counts.hits, counts.misses) == (0, 2)

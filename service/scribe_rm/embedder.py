@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,21 +17,46 @@ from .settings import Settings
 log = logging.getLogger("scribe_rm")
 
 
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPU quota of this process's cgroup in CPUs (v2 `cpu.max`, else v1 CFS files); None if unlimited."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        try:
+            quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    if quota in ("max", "-1"):
+        return None
+    return int(quota) / int(period)
+
+
+def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may use: its affinity mask, capped by its cgroup quota (a container's or k8s pod's
+    CPU limit, which torch does not read: left alone it starts a thread per core of the whole host)."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    limit = cgroup_cpu_limit(cgroup_root)
+    return count if limit is None else max(1, min(count, math.ceil(limit)))
+
+
 class Embedder:
     """Wraps a sentence-transformers model directory. `encode_sync` blocks; async callers run it in
     `executor`, the model's one worker thread (the router micro-batches its calls there)."""
 
-    def __init__(self, model_dir: Path, device: str = "cpu", batch_size: int = 64):
+    def __init__(self, model_dir: Path, device: str = "cpu", batch_size: int = 64, threads: int = 0):
         self.model_dir = model_dir
         self.device = device
         self.batch_size = batch_size
+        self.threads = threads or available_cpus()  # CPU inference threads
         self._model = None
         self._dimension = 0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Embedder":
-        return cls(settings.resolved_embedder_dir(), settings.embedder_device, settings.embed_batch_size)
+        return cls(settings.resolved_embedder_dir(), settings.embedder_device, settings.embed_batch_size,
+                   settings.embedder_threads)
 
     @property
     def loaded(self) -> bool:
@@ -38,8 +64,11 @@ class Embedder:
 
     def load(self) -> None:
         """Blocking load; call it from a worker thread at start-up."""
+        import torch
         from sentence_transformers import SentenceTransformer
 
+        if self.device == "cpu":
+            torch.set_num_threads(self.threads)
         if not (self.model_dir / "modules.json").is_file():
             # sentence-transformers would read a missing path as a hub id and try to download it
             raise FileNotFoundError(f"{self.model_dir} is not a sentence-transformers model directory "

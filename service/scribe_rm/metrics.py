@@ -19,6 +19,8 @@ CACHE = Counter("scribe_cache_lookups_total", "Judgement cache look-ups, by resu
 DEDUPLICATED = Counter("scribe_deduplicated_steps_total", "Steps sharing another step's judgement in a request.")
 ROUTE_SIMILARITY = Histogram("scribe_route_similarity", "Routing similarity of the chosen card.",
                              buckets=UNIT_BUCKETS)
+ROUTE_LOOKUPS = Counter("scribe_route_lookups_total", "Routing texts by how they were answered: hit (routing "
+                        "cache), miss (embedded), deduplicated (a repeat within one call).", ["result"])
 ROUTE_FALLBACK = Counter("scribe_route_fallback_total", "Steps below the threshold, judged by the fallback card.")
 STEP_SCORE = Histogram("scribe_step_score", "Expected 0-3 step score, by prototype.", ["prototype"],
                        buckets=SCORE_BUCKETS)

@@ -10,7 +10,10 @@ examples (bench/routing_cv.py) and generalize far better than nearest-anchor loo
 routing`). Below the threshold the fallback card judges the step and the miss is flagged.
 
 Concurrent requests are micro-batched: embedding, the lexical part and the search run for a whole batch
-at once in the embedder's worker thread, so the event loop only ranks the results.
+at once in the embedder's worker thread, so the event loop only ranks the results. Only distinct texts
+are embedded (GRPO rollouts of one prompt share steps), and a bounded LRU keeps each text's card
+similarities, keyed by (library version, embedder fingerprint, text), so that rollouts repeated across
+training steps are not embedded again.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from . import metrics
 from .batching import ItemFailed, MicroBatcher
+from .cache import LRUCache
 from .embedder import Embedder
 from .prototypes import Card, Domain, Library
 from .settings import Settings
@@ -41,6 +46,19 @@ class Route:
     similarity: float | None  # None when the caller named the card explicitly
     fallback: bool
     alternatives: tuple[Candidate, ...]  # top-k by similarity, best first
+
+
+@dataclass
+class RoutingCounts:
+    """How one call's texts were answered."""
+    hits: int = 0  # from the routing cache
+    misses: int = 0  # distinct texts embedded
+    deduplicated: int = 0  # repeats of another text of the same call
+
+    def add(self, other: "RoutingCounts") -> None:
+        self.hits += other.hits
+        self.misses += other.misses
+        self.deduplicated += other.deduplicated
 
 
 class UnknownPrototypeError(KeyError):
@@ -88,7 +106,8 @@ def fit_index_vectors(embedded: np.ndarray, texts: list[str], labels: np.ndarray
 class Router:
     def __init__(self, library: Library, embedder: Embedder, threshold: float, top_k: int, fallback_id: str,
                  train_steps: int = 300, lexical_weight: float = 0.8, text_chars: int = 600,
-                 batch_size: int = 64, window_ms: float = 5.0, anchor_cache_dir: Path | None = None):
+                 batch_size: int = 64, window_ms: float = 5.0, anchor_cache_dir: Path | None = None,
+                 cache_size: int = 100_000):
         self.library = library
         self.embedder = embedder
         self.threshold = threshold
@@ -101,13 +120,16 @@ class Router:
         self.fallback = library.cards[fallback_id]
         self._card_ids: list[str] = []
         self._index: faiss.IndexFlatIP | None = None
+        self._embedder_fingerprint = ""
+        self._cache: LRUCache[np.ndarray] = LRUCache(cache_size)  # similarities to each card, by text
         self._batcher = MicroBatcher(self.search_sync, embedder.executor, batch_size, window_ms / 1000.0)
 
     @classmethod
     def from_settings(cls, library: Library, embedder: Embedder, settings: Settings) -> "Router":
         return cls(library, embedder, settings.route_threshold, settings.route_top_k, settings.fallback_prototype_id,
                    settings.route_train_steps, settings.route_lexical_weight, settings.route_text_chars,
-                   settings.embed_batch_size, settings.embed_window_ms, settings.anchor_cache_dir)
+                   settings.embed_batch_size, settings.embed_window_ms, settings.anchor_cache_dir,
+                   settings.route_cache_size)
 
     @property
     def ready(self) -> bool:
@@ -131,6 +153,7 @@ class Router:
         index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(vectors)
         self._card_ids = [card.id for card in cards]
+        self._embedder_fingerprint = self.embedder.fingerprint()
         self._index = index
 
     def explicit(self, card_id: str) -> Route:
@@ -139,30 +162,49 @@ class Router:
             raise UnknownPrototypeError(card_id)
         return Route(card=card, similarity=None, fallback=False, alternatives=())
 
-    async def route(self, texts: list[str], domains: list[Domain | None] | None = None) -> list[Route | ItemFailed]:
-        """One route per text, or the ItemFailed of a text the embedder could not take (its own failure only)."""
-        if not texts:
-            return []
-        rows = await self._batcher.submit(texts)
-        return [row if isinstance(row, ItemFailed) else self._decide(*row, domain)
-                for row, domain in zip(rows, domains or [None] * len(texts))]
+    async def route(self, texts: list[str], domains: list[Domain | None] | None = None,
+                    counts: RoutingCounts | None = None) -> list[Route | ItemFailed]:
+        """One route per text, or the ItemFailed of a text the embedder could not take (its own failure only).
+        Each distinct text is looked up once: in the cache, else embedded; `counts` tallies which."""
+        keys = [(self.library.version, self._embedder_fingerprint, text[: self.text_chars]) for text in texts]
+        rows: dict[tuple[str, str, str], np.ndarray | ItemFailed | None] = {}
+        for key in keys:
+            if key not in rows:
+                rows[key] = self._cache.get(key)
+        todo = [key for key, row in rows.items() if row is None]
+        if todo:
+            for key, row in zip(todo, await self._batcher.submit([text for _, _, text in todo])):
+                rows[key] = row
+                if not isinstance(row, ItemFailed):
+                    self._cache.put(key, row)
+        call = RoutingCounts(hits=len(rows) - len(todo), misses=len(todo), deduplicated=len(keys) - len(rows))
+        for result, n in (("hit", call.hits), ("miss", call.misses), ("deduplicated", call.deduplicated)):
+            metrics.ROUTE_LOOKUPS.labels(result).inc(n)
+        if counts is not None:
+            counts.add(call)
+        return [row if isinstance(row, ItemFailed) else self._decide(row, domain)  # type: ignore[arg-type]
+                for row, domain in zip((rows[key] for key in keys), domains or [None] * len(texts))]
 
-    def search_sync(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(similarities, card indices), best first, for each text. Blocking: runs in the embedder's thread."""
+    def search_sync(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's similarity to every card, in card order. Blocking: runs in the embedder's thread.
+        Texts repeated within the batch (concurrent requests can share one) are embedded once."""
         assert self._index is not None, "router index not built"
-        texts = [text[: self.text_chars] for text in texts]
-        vectors = self.embedder.encode_sync(texts)
+        distinct = list(dict.fromkeys(text[: self.text_chars] for text in texts))
+        vectors = self.embedder.encode_sync(distinct)
         if self._tfidf is not None:
-            vectors = joint_vectors(vectors, self._tfidf.transform(texts).toarray(), self.lexical_weight)
+            vectors = joint_vectors(vectors, self._tfidf.transform(distinct).toarray(), self.lexical_weight)
         sims, ids = self._index.search(vectors, self._index.ntotal)  # exact: one vector per card
-        return list(zip(sims, ids))
+        by_card = np.empty_like(sims)
+        np.put_along_axis(by_card, ids, sims, axis=1)
+        row_of = {text: row.copy() for text, row in zip(distinct, by_card)}  # a cached view would pin the batch
+        return [row_of[text[: self.text_chars]] for text in texts]
 
-    def _decide(self, sims: np.ndarray, ids: np.ndarray, domain: Domain | None) -> Route:
-        ranked: list[Candidate] = []  # top-k by similarity (sorted best first), within the domain if one is set
-        for sim, idx in zip(sims.tolist(), ids.tolist()):
+    def _decide(self, similarities: np.ndarray, domain: Domain | None) -> Route:
+        ranked: list[Candidate] = []  # top-k by similarity (best first), within the domain if one is set
+        for idx in np.argsort(-similarities, kind="stable").tolist():
             card_id = self._card_ids[idx]
             if domain is None or self.library.cards[card_id].domain in (domain, "general"):
-                ranked.append(Candidate(card_id, round(sim, 6)))
+                ranked.append(Candidate(card_id, round(float(similarities[idx]), 6)))
                 if len(ranked) == self.top_k:
                     break
         alternatives = tuple(ranked)

@@ -190,9 +190,12 @@ class ItemResult(BaseModel):
 
 
 class CacheStats(BaseModel):
-    hits: int
-    misses: int
-    deduplicated: int
+    hits: int = Field(description="Judgements served from the result cache.")
+    misses: int = Field(description="Distinct judgements sent to the judge.")
+    deduplicated: int = Field(description="Steps sharing another step's judgement in this request.")
+    route_hits: int = Field(0, description="Distinct routing texts served from the routing cache.")
+    route_misses: int = Field(0, description="Distinct routing texts embedded.")
+    route_deduplicated: int = Field(0, description="Routing texts repeating another one of this request.")
 
 
 class ScoreResponse(BaseModel):

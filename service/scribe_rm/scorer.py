@@ -18,7 +18,7 @@ from .cache import LRUCache, judgement_key
 from .judges import Judge, JudgeError, ScoreDistribution
 from .prompt import PromptBuilder, PromptLimits
 from .prototypes import Library
-from .router import Route, Router
+from .router import Route, Router, RoutingCounts
 from .schemas import CacheStats, ItemResult, ScoreItem, ScoreRequest, ScoreResponse, StepScore, Weights
 from .segment import SegmentationError, Trajectory, compile_user_pattern, segment_item
 from .settings import Aggregation, Settings
@@ -128,11 +128,14 @@ class Scorer:
         prepared = prepared if prepared is not None else self.prepare(request)
         jobs: dict[tuple[int, int], StepJob] = {}
         tasks: dict[str, asyncio.Task[ScoreDistribution]] = {}
+        routing = RoutingCounts()
         try:
-            routes = await asyncio.wait_for(self._route(prepared), timeout=max(0.0, deadline - time.monotonic()))
+            routes = await asyncio.wait_for(self._route(prepared, routing),
+                                            timeout=max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             routes = None
-        stats = CacheStats(hits=0, misses=0, deduplicated=0)
+        stats = CacheStats(hits=0, misses=0, deduplicated=0, route_hits=routing.hits, route_misses=routing.misses,
+                           route_deduplicated=routing.deduplicated)
         try:
             if routes is not None:
                 jobs = self._plan(prepared, routes, stats)
@@ -162,7 +165,8 @@ class Scorer:
         jobs = self._plan(prepared, await self._route(prepared), CacheStats(hits=0, misses=0, deduplicated=0))
         return list({job.key: job.messages for job in jobs.values()}.values())
 
-    async def _route(self, prepared: list[PreparedItem]) -> dict[tuple[int, int], Route]:
+    async def _route(self, prepared: list[PreparedItem], counts: RoutingCounts | None = None
+                     ) -> dict[tuple[int, int], Route]:
         """The route of every step; an item with a step the router could not take becomes `invalid`."""
         routes: dict[tuple[int, int], Route] = {}
         texts, where, domains = [], [], []
@@ -176,7 +180,7 @@ class Scorer:
                     texts.append(segment.subgoal or segment.text)
                     where.append((i, j))
                     domains.append(p.item.domain)
-        for (i, j), route in zip(where, await self.router.route(texts, domains)):
+        for (i, j), route in zip(where, await self.router.route(texts, domains, counts)):
             if isinstance(route, ItemFailed):
                 prepared[i].invalid = prepared[i].invalid or f"step {j} could not be routed: {route}"
             else:

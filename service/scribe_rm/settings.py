@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     embedder_model_dir: Path | None = None  # ... or any sentence-transformers directory instead
     anchor_cache_dir: Path | None = CACHE_ROOT / "anchor-embeddings"  # reused across restarts; empty: off
     embedder_device: str = "cpu"
+    embedder_threads: int = Field(0, ge=0)  # CPU threads; 0: the CPUs the process may use (affinity, cgroup limit)
     embed_batch_size: int = Field(64, ge=1)
     embed_window_ms: float = Field(5.0, ge=0)  # micro-batch collection window across requests
     route_threshold: float = Field(0.09, ge=-1, le=1)  # joint similarity to the card vector (see router.py)
@@ -57,6 +58,7 @@ class Settings(BaseSettings):
     route_text_chars: int = Field(600, ge=32)  # long steps are cut before embedding
     route_train_steps: int = Field(300, ge=0)  # 0: plain anchor centroids
     route_lexical_weight: float = Field(0.8, ge=0)  # weight of the TF-IDF part of the similarity (0: off)
+    route_cache_size: int = Field(100_000, ge=0)  # texts whose card similarities are kept (~0.3 KB each; 0: off)
 
     # --- judge ---
     judge_backend: Literal["local", "openai"] = "local"
