@@ -36,6 +36,19 @@ def test_overhead_bench_scores_every_item_and_reports_the_ratio(tmp_path):
 
 
 @pytest.mark.model
+def test_grpo_batch_bench_embeds_each_distinct_text_once_and_the_repeat_hits_the_cache(tmp_path):
+    result = run_bench(tmp_path, "grpo_batch.py", "--prompts", "2")
+    cold, repeat = result["cold_cache"], result["repeat_cache"]
+    assert result["steps"] == 2 * 8 * 6
+    # each distinct routing text embedded once; every other step a repeat within the request
+    assert cold["route_misses"] == result["distinct_texts"] < result["steps"]
+    assert cold["route_misses"] + cold["route_deduplicated"] == result["steps"] and cold["route_hits"] == 0
+    # next training step: only the newly sampled texts are embedded, the repeated rollouts hit the cache
+    assert repeat["route_misses"] == result["repeat_new_texts"] and repeat["route_hits"] > 0
+    assert result["ratio"] == pytest.approx(result["floor_seconds"] / result["cold_seconds"])
+
+
+@pytest.mark.model
 def test_routing_cv_routes_held_out_examples_far_above_chance(tmp_path):
     result = run_bench(tmp_path, "routing_cv.py", "--folds", "3", "--lexical-weights", "0", "0.8")
     by_weight = result["top1_by_lexical_weight"]
