@@ -42,6 +42,7 @@ class ScriptedJudge:
         self.calls = 0
         self.cancelled = 0
         self.started = False
+        self.seen: list[list[dict]] = []  # every prompt judged, in call order
 
     async def start(self) -> None:
         self.started = True
@@ -51,6 +52,7 @@ class ScriptedJudge:
 
     async def label_logprobs(self, messages):
         self.calls += 1
+        self.seen.append(messages)
         step = messages[-1]["content"].split("# Step to score", 1)[1]
         try:
             if "SLOW" in step:

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ScriptedJudge, serving_in_thread
 from scribe_client import AsyncScribeClient, RetryPolicy, ScribeClient, ScribeError
-from scribe_client.adapters import as_text
+from scribe_client.adapters import as_text, make_item
 from scribe_client.trl import make_trl_reward
 from scribe_client.verl import KEYS, make_compute_score
 from scribe_rm.app import create_app
@@ -89,9 +89,12 @@ async def test_async_unreachable_raises_scribe_error():
 
 # ---------- adapters against the real service ----------
 
+JUDGE = ScriptedJudge()  # the in-process service's judge: tests read the prompts it saw
+
+
 @pytest.fixture(scope="module")
 def service_url():
-    with serving_in_thread(create_app(Settings(max_steps_per_item=8), judge=ScriptedJudge())) as url:
+    with serving_in_thread(create_app(Settings(max_steps_per_item=8), judge=JUDGE)) as url:
         yield url
 
 
@@ -107,6 +110,31 @@ async def test_trl_reward_returns_none_for_failed_items(service_url):
     assert values[0] == pytest.approx(0.7 * 1.0 + 0.3 * 0.8, abs=1e-6)  # outcome 1, one GOOD step (E=2.4/3)
     assert values[1] is None and values[2] is None  # judge_error and invalid
     assert logged["scribe/failed_fraction"] == pytest.approx(2 / 3)
+
+
+TOOLS = [{"type": "function", "function": {"name": "get_order", "parameters": {"type": "object"}}}]
+CALL = {"role": "assistant", "content": "",
+        "tool_calls": [{"id": "1", "function": {"name": "get_order", "arguments": "{}"}}]}
+
+
+def test_make_item_keeps_the_system_prompt_and_tools_for_the_judge():
+    prompt = [{"role": "system", "content": "Verify identity first."}, {"role": "user", "content": "Where is my order?"}]
+    dialogue = make_item("a", prompt, [CALL], tools=TOOLS)
+    assert dialogue["messages"][:2] == prompt and dialogue["messages"][2] == CALL and dialogue["tools"] == TOOLS
+    text = make_item("b", prompt, "I will check your order.")
+    assert text["policy"] == "Verify identity first." and text["question"] == "Where is my order?"
+    assert "policy" not in make_item("c", "plain question", "answer") and "tools" not in make_item("c", "q", "a")
+
+
+async def test_trl_reward_passes_a_tools_column_through(service_url):
+    async with AsyncScribeClient(service_url, timeout_s=30) as client:
+        seen = []
+        reward = make_trl_reward(client, on_results=lambda results, **kw: seen.extend(results))
+        prompt = [{"role": "system", "content": "Verify identity first."}, {"role": "user", "content": "GOOD order?"}]
+        values = await reward(prompts=[prompt], completions=[[CALL]], tools=[TOOLS])
+    assert values[0] is not None and seen[0]["status"] == "ok"
+    (user,) = [m[1]["content"] for m in JUDGE.seen if "GOOD order?" in m[1]["content"]]
+    assert '"name":"get_order"' in user and "Verify identity first." in user
 
 
 async def test_trl_reward_when_service_is_down_gives_all_none():

@@ -143,3 +143,57 @@ async def test_messages_item_is_scored_per_tool_turn(settings, library, router):
     (result,) = r.results
     assert result.status == "ok" and result.n_steps == 2
     assert [s.message_indices for s in result.steps] == [[1, 2], [3]]
+
+
+AIRLINE_POLICY = ("You are an airline agent. Authenticate the user (user id and last name) before any account "
+                  "action. Before any change to a booking, list the details and get an explicit yes.")
+TOOLS = [{"type": "function", "function": {"name": "get_user_details", "description": "Look up a user.",
+                                           "parameters": {"type": "object", "properties": {"user_id": {"type": "string"}}}}},
+         {"type": "function", "function": {"name": "cancel_reservation", "description": "Cancel a reservation.",
+                                           "parameters": {"type": "object",
+                                                          "properties": {"reservation_id": {"type": "string"}}}}}]
+
+
+def agent_item(item_id: str, user_text: str) -> dict:
+    return {"id": item_id, "tools": TOOLS, "messages": [
+        {"role": "system", "content": AIRLINE_POLICY},
+        {"role": "user", "content": user_text},
+        {"role": "assistant", "content": "Let me look up your account.",
+         "tool_calls": [{"id": "c1", "function": {"name": "get_user_details", "arguments": '{"user_id": "mia_42"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": '{"name": "Mia Li", "reservations": ["ABC123"]}'},
+        {"role": "assistant", "content": "I found reservation ABC123. Shall I cancel it? Please answer yes."},
+    ]}
+
+
+async def test_the_judge_sees_the_called_tools_schema_and_the_policy_after_a_card_prefix_shared_per_card(
+        settings, library, router):
+    judge = ScriptedJudge()
+    scorer = make_scorer(settings, library, router, judge)
+    response = await scorer.score(request(agent_item("a", "Cancel my trip, I'm mia_42."),
+                                          agent_item("b", "Please cancel my flight; user id mia_42.")))
+    assert [r.status for r in response.results] == ["ok", "ok"]
+    by_step = {(m[1]["content"].split("# Task\n")[1].split("\n")[0], "step 1 of 2" in m[1]["content"]): m
+               for m in judge.seen}
+    lookup = by_step[("Cancel my trip, I'm mia_42.", True)][1]["content"]
+    assert "# Policy the agent must follow (excerpt)\n" + AIRLINE_POLICY in lookup
+    assert '"name":"get_user_details"' in lookup and '"cancel_reservation"' not in lookup  # only the called tool
+    assert lookup.index("# Policy") < lookup.index("# Schemas of the tools") < lookup.index("# Step to score")
+    reply = by_step[("Cancel my trip, I'm mia_42.", False)][1]["content"]
+    assert "# Schemas of the tools" not in reply and AIRLINE_POLICY in reply
+    for message in judge.seen:
+        assert AIRLINE_POLICY not in message[0]["content"] and "get_user_details" not in message[0]["content"]
+    # policy and tools vary per item, yet steps routed to one card share a byte-identical system message
+    cards = {step.prototype_id for result in response.results for step in result.steps}
+    assert len({m[0]["content"] for m in judge.seen}) == len(cards) < len(judge.seen)
+
+
+async def test_tools_named_in_plain_steps_are_shown_and_policy_can_be_given_directly(settings, library, router):
+    judge = ScriptedJudge()
+    scorer = make_scorer(settings, library, router, judge)
+    item = {**steps_item("p", "Tool call: cancel_reservation(reservation_id='ABC123')", "Done, it is cancelled."),
+            "tools": TOOLS, "policy": "Never cancel without an explicit yes."}
+    await scorer.score(request(item))
+    call, done = sorted(judge.seen, key=lambda m: "step 2 of 2" in m[1]["content"])
+    assert '"name":"cancel_reservation"' in call[1]["content"] and "get_user_details" not in call[1]["content"]
+    assert "# Schemas of the tools" not in done[1]["content"]
+    assert all("Never cancel without an explicit yes." in m[1]["content"] for m in judge.seen)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 
 def as_text(value: Any, role: Optional[str] = None) -> str:
@@ -18,18 +18,35 @@ def as_text(value: Any, role: Optional[str] = None) -> str:
     return "" if value is None else str(value)
 
 
+def _messages(value: Any) -> List[Dict[str, Any]]:
+    """A chat prompt as messages: the list itself, or one user message holding the text."""
+    if isinstance(value, (list, tuple)) and all(isinstance(m, dict) and "role" in m for m in value):
+        return list(value)
+    return [{"role": "user", "content": as_text(value)}]
+
+
 def make_item(item_id: str, question: Any, response: Any, outcome: Optional[float] = None,
-              domain: Optional[str] = None) -> Dict[str, Any]:
+              domain: Optional[str] = None, tools: Optional[List[Dict[str, Any]]] = None,
+              policy: Optional[str] = None) -> Dict[str, Any]:
+    """A /score item. A conversational prompt keeps its system message (the judge sees it as the agent's
+    policy) and `tools` (OpenAI function schemas) lets the judge see the schema of each tool a step calls."""
+    prompt = _messages(question)
     if isinstance(response, (list, tuple)) and response and isinstance(response[0], dict) and any(
             m.get("tool_calls") for m in response):
-        trajectory: Dict[str, Any] = {"messages": [{"role": "user", "content": as_text(question, "user")}, *response]}
+        trajectory: Dict[str, Any] = {"messages": [*prompt, *response]}
     else:
         trajectory = {"response": as_text(response, "assistant"), "question": as_text(question, "user")}
+        system = "\n\n".join(as_text(m) for m in prompt if m.get("role") in ("system", "developer"))
+        policy = policy if policy is not None else (system or None)
     item = {"id": item_id, **trajectory}
     if outcome is not None:
         item["outcome"] = float(outcome)
     if domain:
         item["domain"] = domain
+    if tools:
+        item["tools"] = list(tools)
+    if policy is not None:
+        item["policy"] = policy
     return item
 
 

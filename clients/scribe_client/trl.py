@@ -27,7 +27,8 @@ def make_trl_reward(client: AsyncScribeClient, *, outcome_fn: Optional[OutcomeFn
         rows = [{k: v[i] for k, v in kwargs.items() if isinstance(v, list) and len(v) == len(prompts)}
                 for i in range(len(prompts))]
         outcomes = [outcome_fn(p, c, **row) if outcome_fn else None for p, c, row in zip(prompts, completions, rows)]
-        items = [make_item(str(i), p, c, o, domain) for i, (p, c, o) in enumerate(zip(prompts, completions, outcomes))]
+        items = [make_item(str(i), p, c, o, domain, tools=row.get("tools"))  # a dataset's `tools` column
+                 for i, (p, c, o, row) in enumerate(zip(prompts, completions, outcomes, rows))]
         try:
             results = await client.score_batch(items, **score_options)
         except ScribeError as exc:

@@ -21,8 +21,9 @@ def make_compute_score(client: AsyncScribeClient, *, outcome_fn: Optional[Callab
                             extra_info: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Dict[str, float]:
         extra_info = extra_info or {}
         outcome = outcome_fn(solution_str, ground_truth, **extra_info) if outcome_fn else None
-        # verl passes the response only: put the question in extra_info["question"]
-        item = make_item("0", extra_info.get("question", ""), solution_str, outcome, extra_info.get("domain"))
+        # verl passes the response only: put the question (and any tools, policy) in extra_info
+        item = make_item("0", extra_info.get("question", ""), solution_str, outcome, extra_info.get("domain"),
+                         tools=extra_info.get("tools"), policy=extra_info.get("policy"))
         started = time.monotonic()
         try:
             result = await client.score_one(item, **score_options)

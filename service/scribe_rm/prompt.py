@@ -1,5 +1,7 @@
 """The judge prompt. The system message is the rubric card and nothing else that varies, so it is
-byte-identical for every step routed to the same card and vLLM's prefix cache reuses it."""
+byte-identical for every step routed to the same card and vLLM's prefix cache reuses it. The user message
+holds what varies: the task, the agent's policy (an excerpt), earlier steps, the schemas of the tools the
+step calls, and the step; what a trajectory's steps share comes first, so they share a prefix too."""
 
 from __future__ import annotations
 
@@ -48,6 +50,8 @@ class PromptLimits:
     step_chars: int = 2000
     context_steps: int = 3
     context_step_chars: int = 400
+    policy_chars: int = 1500
+    tool_chars: int = 1500
 
 
 class PromptBuilder:
@@ -60,18 +64,23 @@ class PromptBuilder:
             self._card_text[card.id] = render_card(card)
         return self._card_text[card.id]
 
-    def messages(self, card: Card, question: str, segments: list[Segment], index: int) -> list[dict[str, str]]:
+    def messages(self, card: Card, question: str, segments: list[Segment], index: int, policy: str = "",
+                 tool_schemas: tuple[str, ...] = ()) -> list[dict[str, str]]:
         return [{"role": "system", "content": self.system(card)},
-                {"role": "user", "content": self.user(question, segments, index)}]
+                {"role": "user", "content": self.user(question, segments, index, policy, tool_schemas)}]
 
     def baseline_messages(self, question: str, segments: list[Segment], index: int) -> list[dict[str, str]]:
         return [{"role": "system", "content": BASELINE_SYSTEM},
                 {"role": "user", "content": self.user(question, segments, index)}]
 
-    def user(self, question: str, segments: list[Segment], index: int) -> str:
+    def user(self, question: str, segments: list[Segment], index: int, policy: str = "",
+             tool_schemas: tuple[str, ...] = ()) -> str:
+        """`policy`: the rules the agent follows; `tool_schemas`: the schema of each tool the step calls."""
         lim = self.limits
         step = segments[index]
         parts = [f"# Task\n{clip(question, lim.question_chars) or '(not given)'}"]
+        if policy.strip() and lim.policy_chars:
+            parts.append(f"# Policy the agent must follow (excerpt)\n{clip(policy, lim.policy_chars)}")
         first = max(0, index - lim.context_steps)
         if index > 0 and lim.context_steps > 0:
             earlier = [f"[Step {i + 1}] {clip(segments[i].text, lim.context_step_chars)}" for i in range(first, index)]
@@ -79,6 +88,9 @@ class PromptBuilder:
             parts.append("# Earlier steps (context only; do not score them)\n" + omitted + "\n".join(earlier))
         if step.user_turn:
             parts.append(f"# Latest user message\n{clip(step.user_turn, lim.question_chars)}")
+        if tool_schemas and lim.tool_chars:
+            schemas = clip("\n".join(tool_schemas), lim.tool_chars)
+            parts.append(f"# Schemas of the tools this step calls\n{schemas}")
         header = f"# Step to score (step {index + 1} of {len(segments)})"
         if step.subgoal:
             header += f"\nSubgoal: {clip(step.subgoal, lim.context_step_chars)}"

@@ -114,12 +114,30 @@ class Message(BaseModel):
         return self.content or ""
 
 
+class FunctionSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1, max_length=256)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class ToolSpec(BaseModel):
+    """An OpenAI function tool, as in a chat completion request's `tools`."""
+    model_config = ConfigDict(extra="allow")
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+
+
 class ScoreItem(Strict, CleanInput):
     id: str = Field(min_length=1, max_length=256)
     question: str = Field("", description="The task; taken from the first user message when messages are given.")
     steps: list[StepIn] | None = None
     response: str | None = None
     messages: list[Message] | None = None
+    tools: list[ToolSpec] | None = Field(None, description="The agent's tools (OpenAI function-tool schemas); "
+                                          "the judge sees the schema of each tool a step calls.")
+    policy: str | None = Field(None, description="Rules the agent must follow (its system prompt); the judge sees an "
+                               "excerpt. Default: the system and developer messages of `messages`.")
     domain: Domain | None = None
     outcome: float | None = Field(None, ge=-MAX_ABS_OUTCOME, le=MAX_ABS_OUTCOME,
                                   description="Outcome reward, e.g. 1.0 correct and 0.0 wrong.")

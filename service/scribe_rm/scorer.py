@@ -72,7 +72,8 @@ class Scorer:
         self.judge = judge
         self.prompts = PromptBuilder(PromptLimits(
             question_chars=settings.prompt_question_chars, step_chars=settings.prompt_step_chars,
-            context_steps=settings.prompt_context_steps, context_step_chars=settings.prompt_context_step_chars))
+            context_steps=settings.prompt_context_steps, context_step_chars=settings.prompt_context_step_chars,
+            policy_chars=settings.prompt_policy_chars, tool_chars=settings.prompt_tool_chars))
         self.cache: LRUCache[ScoreDistribution] = LRUCache(settings.cache_size)
         self._inflight: dict[str, asyncio.Task[ScoreDistribution]] = {}
         self._waiters: dict[str, int] = {}
@@ -194,7 +195,10 @@ class Scorer:
         for (i, j), route in routes.items():
             trajectory = prepared[i].trajectory
             assert trajectory is not None
-            messages = self.prompts.messages(route.card, trajectory.question, trajectory.segments, j)
+            segment = trajectory.segments[j]
+            schemas = tuple(trajectory.tools[name] for name in trajectory.tools_called(segment))
+            messages = self.prompts.messages(route.card, trajectory.question, trajectory.segments, j,
+                                             trajectory.policy, schemas)
             key = judgement_key(self.library.version, route.card.id, self.judge.model_name, messages)
             if key in cached:
                 stats.deduplicated += 1

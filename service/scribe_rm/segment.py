@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import regex  # user patterns run with a timeout, so a pathological regex cannot stall the server
 
@@ -29,12 +29,21 @@ class Segment:
     prototype_id: str | None = None
     message_indices: tuple[int, ...] | None = None
     user_turn: str | None = None  # the latest user message before this step, in multi-turn dialogues
+    tool_names: tuple[str, ...] = ()  # the tools this step calls (from messages' tool_calls)
 
 
 @dataclass(frozen=True)
 class Trajectory:
     question: str
     segments: list[Segment]
+    policy: str = ""  # the rules the agent follows (its system prompt)
+    tools: dict[str, str] = field(default_factory=dict)  # tool name -> its schema as compact JSON
+
+    def tools_called(self, segment: Segment) -> list[str]:
+        """The tools a step calls: its tool_calls, else the known tool names written as calls in its text."""
+        if segment.tool_names:
+            return [name for name in dict.fromkeys(segment.tool_names) if name in self.tools]
+        return [name for name in self.tools if re.search(rf"(?<![\w.]){re.escape(name)}\s*\(", segment.text)]
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -127,11 +136,15 @@ def split_messages(messages: list[Message]) -> tuple[str, list[Segment]]:
     indices: list[int] = []
     user_for_step: str | None = None
 
+    names: list[str] = []
+
     def close_step() -> None:
         if lines:
-            segments.append(Segment("\n".join(lines), message_indices=tuple(indices), user_turn=user_for_step))
+            segments.append(Segment("\n".join(lines), message_indices=tuple(indices), user_turn=user_for_step,
+                                    tool_names=tuple(names)))
         lines.clear()
         indices.clear()
+        names.clear()
 
     for i, message in enumerate(messages):
         if message.role == "user":
@@ -145,6 +158,7 @@ def split_messages(messages: list[Message]) -> tuple[str, list[Segment]]:
             if message.text().strip():
                 lines.append(message.text().strip())
             lines.extend(_render_call(call) for call in message.tool_calls or [])
+            names.extend(call.function.name for call in message.tool_calls or [])
             indices.append(i)
         elif message.role == "tool" and indices:
             label = f" ({message.name})" if message.name else ""
@@ -154,11 +168,24 @@ def split_messages(messages: list[Message]) -> tuple[str, list[Segment]]:
     return question, [s for s in segments if s.text.strip()]
 
 
+def policy_of(item: ScoreItem) -> str:
+    if item.policy is not None:
+        return item.policy
+    system = [m.text().strip() for m in item.messages or [] if m.role in ("system", "developer")]
+    return "\n\n".join(text for text in system if text)
+
+
+def tools_of(item: ScoreItem) -> dict[str, str]:
+    return {tool.function.name: json.dumps(tool.function.model_dump(exclude_none=True), ensure_ascii=False,
+                                           separators=(",", ":")) for tool in item.tools or []}
+
+
 def segment_item(item: ScoreItem, options: SplitOptions) -> Trajectory:
+    context = dict(policy=policy_of(item), tools=tools_of(item))
     if item.steps is not None:
         segments = [Segment(s.text, subgoal=s.subgoal, prototype_id=s.prototype_id) for s in item.steps]
-        return Trajectory(item.question, segments)
+        return Trajectory(item.question, segments, **context)
     if item.messages is not None:
         first_user, segments = split_messages(item.messages)
-        return Trajectory(item.question or first_user, segments)
-    return Trajectory(item.question, split_response(item.response or "", options))
+        return Trajectory(item.question or first_user, segments, **context)
+    return Trajectory(item.question, split_response(item.response or "", options), **context)

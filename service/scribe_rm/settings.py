@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     prompt_step_chars: int = Field(2000, ge=100)
     prompt_context_steps: int = Field(3, ge=0)
     prompt_context_step_chars: int = Field(400, ge=50)
+    prompt_policy_chars: int = Field(1500, ge=0)  # the agent's policy (system prompt) excerpt; 0: not shown
+    prompt_tool_chars: int = Field(1500, ge=0)  # schemas of the tools a step calls; 0: not shown
 
     # --- reward ---
     aggregation: Aggregation = "mean"
