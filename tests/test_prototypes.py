@@ -6,16 +6,18 @@ import yaml
 from typer.testing import CliRunner
 
 from scribe_rm.cli import app
-from scribe_rm.prototypes import CardError, load_card, load_library
+from scribe_rm.prototypes import DOMAINS, CardError, load_card, load_library
 
 FALLBACK = "general.step_validity"
 
 
 def test_library_has_the_promised_cards(library):
-    by_domain = {d: [c for c in library.cards.values() if c.domain == d] for d in ("math", "tool_use", "general")}
-    assert len(library.cards) >= 36
+    by_domain = {d: [c for c in library.cards.values() if c.domain == d] for d in DOMAINS}
+    assert len(library.cards) >= 40
     assert len(by_domain["math"]) >= 16
     assert len(by_domain["tool_use"]) >= 14
+    assert {c.id for c in by_domain["agent"]} >= {"agent.user_authentication", "agent.policy_check",
+                                                 "agent.troubleshooting", "agent.conversation_closing"}
     assert FALLBACK in library.cards
     for card in library.cards.values():
         assert sorted(card.rubric) == [0, 1, 2, 3]

@@ -121,7 +121,7 @@ def score(file: Path = typer.Argument(..., exists=True, help="JSONL, one score i
 @prototypes_app.command("validate")
 def prototypes_validate(directory: Optional[Path] = typer.Argument(None, help="Default: SCRIBE_PROTOTYPES_DIR.")) -> None:
     """Validate every card; print each problem with its file and field. Exit 1 if any card is invalid."""
-    from .prototypes import CardError, load_library
+    from .prototypes import DOMAINS, CardError, load_library
 
     settings = get_settings()
     try:  # "skip" collects every invalid card instead of stopping at the first
@@ -131,7 +131,7 @@ def prototypes_validate(directory: Optional[Path] = typer.Argument(None, help="D
         raise typer.Exit(1)
     for problem in library.skipped:
         console.print(f"[red]invalid[/red] {problem}")
-    by_domain = {d: sum(c.domain == d for c in library.cards.values()) for d in ("math", "tool_use", "general")}
+    by_domain = {d: sum(c.domain == d for c in library.cards.values()) for d in DOMAINS}
     console.print(f"{len(library.cards)} valid cards {by_domain}, {len(library.skipped)} invalid; "
                   f"library version {library.version}")
     if library.skipped:

@@ -14,7 +14,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 log = logging.getLogger(__name__)
 
-Domain = Literal["math", "tool_use", "general"]
+# "agent": skills of policy-bound agent dialogues (authenticate, check the policy, troubleshoot, close). A
+# text routes to them only when its item says domain "agent", which also admits the tool-use cards.
+Domain = Literal["math", "tool_use", "agent", "general"]
+DOMAINS: tuple[Domain, ...] = ("math", "tool_use", "agent", "general")
+
+
+def scope_of(domain: Domain | None) -> str:
+    """The routing scope of a text's domain. The router fits card vectors per scope, so a card set that
+    only one scope admits (the agent cards) never moves routing in the other."""
+    return "agent" if domain == "agent" else "default"
+
+
+def admits(domain: Domain | None, card_domain: Domain) -> bool:
+    """Whether a text of `domain` (None: not given) may route to a card of `card_domain`."""
+    if card_domain == "general":
+        return True
+    if domain == "agent":
+        return card_domain in ("agent", "tool_use")
+    return card_domain != "agent" and domain in (None, card_domain)
 SCORE_LEVELS = (0, 1, 2, 3)
 
 

@@ -30,7 +30,7 @@ from . import metrics
 from .batching import ItemFailed, MicroBatcher
 from .cache import LRUCache
 from .embedder import Embedder
-from .prototypes import Card, Domain, Library
+from .prototypes import Card, Domain, Library, admits, scope_of
 from .settings import Settings
 
 
@@ -59,6 +59,14 @@ class RoutingCounts:
         self.hits += other.hits
         self.misses += other.misses
         self.deduplicated += other.deduplicated
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The cards one routing scope ranks, their FAISS index and the fitted TF-IDF (None: lexical part off)."""
+    card_ids: list[str]
+    index: faiss.IndexFlatIP
+    tfidf: TfidfVectorizer | None
 
 
 class UnknownPrototypeError(KeyError):
@@ -107,21 +115,22 @@ class Router:
     def __init__(self, library: Library, embedder: Embedder, threshold: float, top_k: int, fallback_id: str,
                  train_steps: int = 300, lexical_weight: float = 0.8, text_chars: int = 600,
                  batch_size: int = 64, window_ms: float = 5.0, anchor_cache_dir: Path | None = None,
-                 cache_size: int = 100_000):
+                 cache_size: int = 100_000, agent_threshold: float | None = None):
         self.library = library
         self.embedder = embedder
         self.threshold = threshold
+        # the agent scope ranks fewer cards, so its similarities run lower: its own threshold (see settings)
+        self.thresholds = {"default": threshold, "agent": threshold if agent_threshold is None else agent_threshold}
         self.top_k = top_k
         self.train_steps = train_steps
         self.lexical_weight = lexical_weight
         self.text_chars = text_chars  # long steps are cut to their beginning before routing
         self.anchor_cache_dir = anchor_cache_dir
-        self._tfidf: TfidfVectorizer | None = None
         self.fallback = library.cards[fallback_id]
-        self._card_ids: list[str] = []
-        self._index: faiss.IndexFlatIP | None = None
+        self._scopes: dict[str, Scope] = {}
         self._embedder_fingerprint = ""
-        self._cache: LRUCache[np.ndarray] = LRUCache(cache_size)  # similarities to each card, by text
+        # by text: its similarity to each card of each scope
+        self._cache: LRUCache[dict[str, np.ndarray]] = LRUCache(cache_size)
         self._batcher = MicroBatcher(self.search_sync, embedder.executor, batch_size, window_ms / 1000.0)
 
     @classmethod
@@ -129,32 +138,39 @@ class Router:
         return cls(library, embedder, settings.route_threshold, settings.route_top_k, settings.fallback_prototype_id,
                    settings.route_train_steps, settings.route_lexical_weight, settings.route_text_chars,
                    settings.embed_batch_size, settings.embed_window_ms, settings.anchor_cache_dir,
-                   settings.route_cache_size)
+                   settings.route_cache_size, settings.route_agent_threshold)
 
     @property
     def ready(self) -> bool:
-        return self._index is not None
+        return bool(self._scopes)
 
     def build_sync(self) -> None:
-        """Embed every anchor, fit the card vectors and index them. Blocking; call from a worker thread."""
+        """Embed every anchor, fit each scope's card vectors and index them. Blocking; call from a worker thread."""
         # the fallback is chosen by the threshold, never by similarity
         cards = [card for card in self.library.cards.values() if card.id != self.fallback.id]
-        texts: list[str] = []
-        labels: list[int] = []
+        texts = [text for card in cards for text in anchor_texts(card)]
+        embedded = dict(zip(texts, self.embedder.encode_cached_sync(texts, self.anchor_cache_dir)))
+        # one vector per card: OpenMP threads would spin for longer than the search itself takes
+        faiss.omp_set_num_threads(1)
+        scopes = {}
+        for name, domain in (("default", None), ("agent", "agent")):
+            members = [card for card in cards if admits(domain, card.domain)]
+            if members:
+                scopes[name] = self._fit_scope(members, embedded)
+        self._embedder_fingerprint = self.embedder.fingerprint()
+        self._scopes = scopes
+
+    def _fit_scope(self, cards: list[Card], embedded: dict[str, np.ndarray]) -> Scope:
+        texts, labels = [], []
         for k, card in enumerate(cards):
             card_texts = anchor_texts(card)
             texts.extend(card_texts)
             labels.extend([k] * len(card_texts))
-        embedded = self.embedder.encode_cached_sync(texts, self.anchor_cache_dir)
-        vectors, self._tfidf = fit_index_vectors(embedded, texts, np.array(labels), len(cards), self.train_steps,
-                                                 self.lexical_weight)
-        # one vector per card: OpenMP threads would spin for longer than the search itself takes
-        faiss.omp_set_num_threads(1)
+        vectors, tfidf = fit_index_vectors(np.stack([embedded[t] for t in texts]), texts, np.array(labels),
+                                           len(cards), self.train_steps, self.lexical_weight)
         index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(vectors)
-        self._card_ids = [card.id for card in cards]
-        self._embedder_fingerprint = self.embedder.fingerprint()
-        self._index = index
+        return Scope([card.id for card in cards], index, tfidf)
 
     def explicit(self, card_id: str) -> Route:
         card = self.library.get(card_id)
@@ -167,7 +183,7 @@ class Router:
         """One route per text, or the ItemFailed of a text the embedder could not take (its own failure only).
         Each distinct text is looked up once: in the cache, else embedded; `counts` tallies which."""
         keys = [(self.library.version, self._embedder_fingerprint, text[: self.text_chars]) for text in texts]
-        rows: dict[tuple[str, str, str], np.ndarray | ItemFailed | None] = {}
+        rows: dict[tuple[str, str, str], dict[str, np.ndarray] | ItemFailed | None] = {}
         for key in keys:
             if key not in rows:
                 rows[key] = self._cache.get(key)
@@ -185,30 +201,39 @@ class Router:
         return [row if isinstance(row, ItemFailed) else self._decide(row, domain)  # type: ignore[arg-type]
                 for row, domain in zip((rows[key] for key in keys), domains or [None] * len(texts))]
 
-    def search_sync(self, texts: list[str]) -> list[np.ndarray]:
-        """Each text's similarity to every card, in card order. Blocking: runs in the embedder's thread.
-        Texts repeated within the batch (concurrent requests can share one) are embedded once."""
-        assert self._index is not None, "router index not built"
+    def search_sync(self, texts: list[str]) -> list[dict[str, np.ndarray]]:
+        """Each text's similarity to every card of each scope, in the scope's card order. Blocking: runs in the
+        embedder's thread. Texts repeated within the batch (concurrent requests can share one) are embedded once."""
+        assert self._scopes, "router index not built"
         distinct = list(dict.fromkeys(text[: self.text_chars] for text in texts))
-        vectors = self.embedder.encode_sync(distinct)
-        if self._tfidf is not None:
-            vectors = joint_vectors(vectors, self._tfidf.transform(distinct).toarray(), self.lexical_weight)
-        sims, ids = self._index.search(vectors, self._index.ntotal)  # exact: one vector per card
-        by_card = np.empty_like(sims)
-        np.put_along_axis(by_card, ids, sims, axis=1)
-        row_of = {text: row.copy() for text, row in zip(distinct, by_card)}  # a cached view would pin the batch
+        semantic = self.embedder.encode_sync(distinct)
+        rows: list[dict[str, np.ndarray]] = [{} for _ in distinct]
+        for name, scope in self._scopes.items():
+            vectors = semantic
+            if scope.tfidf is not None:
+                vectors = joint_vectors(semantic, scope.tfidf.transform(distinct).toarray(), self.lexical_weight)
+            sims, ids = scope.index.search(vectors, scope.index.ntotal)  # exact: one vector per card
+            by_card = np.empty_like(sims)
+            np.put_along_axis(by_card, ids, sims, axis=1)
+            for row, similarities in zip(rows, by_card):
+                row[name] = similarities.copy()  # a cached view would pin the whole batch's array
+        row_of = dict(zip(distinct, rows))
         return [row_of[text[: self.text_chars]] for text in texts]
 
-    def _decide(self, similarities: np.ndarray, domain: Domain | None) -> Route:
-        ranked: list[Candidate] = []  # top-k by similarity (best first), within the domain if one is set
-        for idx in np.argsort(-similarities, kind="stable").tolist():
-            card_id = self._card_ids[idx]
-            if domain is None or self.library.cards[card_id].domain in (domain, "general"):
-                ranked.append(Candidate(card_id, round(float(similarities[idx]), 6)))
-                if len(ranked) == self.top_k:
-                    break
+    def _decide(self, row: dict[str, np.ndarray], domain: Domain | None) -> Route:
+        name = scope_of(domain)
+        scope = self._scopes.get(name)
+        ranked: list[Candidate] = []  # top-k by similarity (best first), among the cards the domain admits
+        if scope is not None:
+            similarities = row[name]
+            for idx in np.argsort(-similarities, kind="stable").tolist():
+                card_id = scope.card_ids[idx]
+                if admits(domain, self.library.cards[card_id].domain):
+                    ranked.append(Candidate(card_id, round(float(similarities[idx]), 6)))
+                    if len(ranked) == self.top_k:
+                        break
         alternatives = tuple(ranked)
-        if not ranked or ranked[0].similarity < self.threshold:
+        if not ranked or ranked[0].similarity < self.thresholds[name]:
             top = ranked[0].similarity if ranked else None
             return Route(card=self.fallback, similarity=top, fallback=True, alternatives=alternatives)
         return Route(card=self.library.cards[ranked[0].card_id], similarity=ranked[0].similarity,

@@ -52,7 +52,8 @@ class PrototypeDetail(BaseModel):
 
 class RouteQuery(Strict):
     text: str = Field(min_length=1, description="A subgoal or step text.")
-    domain: Domain | None = Field(None, description="Only consider cards of this domain (general always allowed).")
+    domain: Domain | None = Field(None, description="Only consider cards of this domain (general always allowed; "
+                                  "'agent' also allows tool_use). Cards of domain 'agent' need it.")
     prototype_id: str | None = Field(None, description="Bypass routing and use this card.")
 
 
@@ -138,7 +139,8 @@ class ScoreItem(Strict, CleanInput):
                                           "the judge sees the schema of each tool a step calls.")
     policy: str | None = Field(None, description="Rules the agent must follow (its system prompt); the judge sees an "
                                "excerpt. Default: the system and developer messages of `messages`.")
-    domain: Domain | None = None
+    domain: Domain | None = Field(None, description="Route among this domain's cards (and the general ones); "
+                                  "'agent' (policy-bound dialogues) adds the agent cards to the tool-use ones.")
     outcome: float | None = Field(None, ge=-MAX_ABS_OUTCOME, le=MAX_ABS_OUTCOME,
                                   description="Outcome reward, e.g. 1.0 correct and 0.0 wrong.")
     reference: str | None = Field(None, description="Kept for the caller; the judge never sees it.")

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(64, ge=1)
     embed_window_ms: float = Field(5.0, ge=0)  # micro-batch collection window across requests
     route_threshold: float = Field(0.09, ge=-1, le=1)  # joint similarity to the card vector (see router.py)
+    # for domain "agent" texts; it leaves the same share (1.4%) of the cards' examples below it in CV as
+    # route_threshold does in the default scope (bench/routing_cv.py prints both)
+    route_agent_threshold: float = Field(0.073, ge=-1, le=1)
     route_top_k: int = Field(3, ge=1, le=20)
     route_text_chars: int = Field(600, ge=32)  # long steps are cut before embedding
     route_train_steps: int = Field(300, ge=0)  # 0: plain anchor centroids

@@ -11,6 +11,7 @@ from ..router import Router
 from ..settings import REPO_ROOT
 
 DEFAULT_SET = REPO_ROOT / "tests" / "data" / "routing_heldout.jsonl"
+AGENT_SET = REPO_ROOT / "tests" / "data" / "routing_heldout_agent.jsonl"  # policy-bound dialogue steps
 
 
 @dataclass
