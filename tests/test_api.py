@@ -121,6 +121,19 @@ def test_score_examples_end_to_end(client):
     assert data["judge_model"] == "scripted-judge" and data["weights"] == {"outcome": 0.7, "process": 0.3}
 
 
+def test_agent_example_end_to_end(client):
+    body = json.loads(open("examples/agent_request.json").read())
+    data = client.post("/score", json=body).json()
+    (result,) = data["results"]
+    assert result["status"] == "ok" and result["n_steps"] == 6
+    cards = [s["prototype_id"] for s in result["steps"]]
+    assert cards[0] == "agent.user_authentication" and cards[-1] == "agent.conversation_closing", cards
+    assert all(c.split(".")[0] in ("agent", "tool", "general") for c in cards)  # domain agent: no math cards
+    assert data["cache"]["route_misses"] == 6 and data["cache"]["route_hits"] == 0
+    again = client.post("/score", json=body).json()["cache"]
+    assert again["route_hits"] == 6 and again["route_misses"] == 0  # routing decisions were kept
+
+
 def test_openapi_documents_every_route(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/healthz", "/readyz", "/prototypes", "/prototypes/{prototype_id}", "/route", "/score"} <= set(paths)
