@@ -33,6 +33,8 @@ def admits(domain: Domain | None, card_domain: Domain) -> bool:
     if domain == "agent":
         return card_domain in ("agent", "tool_use")
     return card_domain != "agent" and domain in (None, card_domain)
+
+
 SCORE_LEVELS = (0, 1, 2, 3)
 
 

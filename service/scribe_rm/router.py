@@ -63,10 +63,12 @@ class RoutingCounts:
 
 @dataclass(frozen=True)
 class Scope:
-    """The cards one routing scope ranks, their FAISS index and the fitted TF-IDF (None: lexical part off)."""
+    """The cards one routing scope ranks, their FAISS index, the fitted TF-IDF (None: lexical part off), and
+    where the scope's similarities sit in a text's row (all scopes side by side, one array per text)."""
     card_ids: list[str]
     index: faiss.IndexFlatIP
     tfidf: TfidfVectorizer | None
+    start: int
 
 
 class UnknownPrototypeError(KeyError):
@@ -118,7 +120,6 @@ class Router:
                  cache_size: int = 100_000, agent_threshold: float | None = None):
         self.library = library
         self.embedder = embedder
-        self.threshold = threshold
         # the agent scope ranks fewer cards, so its similarities run lower: its own threshold (see settings)
         self.thresholds = {"default": threshold, "agent": threshold if agent_threshold is None else agent_threshold}
         self.top_k = top_k
@@ -129,8 +130,7 @@ class Router:
         self.fallback = library.cards[fallback_id]
         self._scopes: dict[str, Scope] = {}
         self._embedder_fingerprint = ""
-        # by text: its similarity to each card of each scope
-        self._cache: LRUCache[dict[str, np.ndarray]] = LRUCache(cache_size)
+        self._cache: LRUCache[np.ndarray] = LRUCache(cache_size)  # by text: its row of similarities
         self._batcher = MicroBatcher(self.search_sync, embedder.executor, batch_size, window_ms / 1000.0)
 
     @classmethod
@@ -152,15 +152,16 @@ class Router:
         embedded = dict(zip(texts, self.embedder.encode_cached_sync(texts, self.anchor_cache_dir)))
         # one vector per card: OpenMP threads would spin for longer than the search itself takes
         faiss.omp_set_num_threads(1)
-        scopes = {}
+        scopes, start = {}, 0
         for name, domain in (("default", None), ("agent", "agent")):
             members = [card for card in cards if admits(domain, card.domain)]
             if members:
-                scopes[name] = self._fit_scope(members, embedded)
+                scopes[name] = self._fit_scope(members, embedded, start)
+                start += len(members)
         self._embedder_fingerprint = self.embedder.fingerprint()
         self._scopes = scopes
 
-    def _fit_scope(self, cards: list[Card], embedded: dict[str, np.ndarray]) -> Scope:
+    def _fit_scope(self, cards: list[Card], embedded: dict[str, np.ndarray], start: int) -> Scope:
         texts, labels = [], []
         for k, card in enumerate(cards):
             card_texts = anchor_texts(card)
@@ -170,7 +171,7 @@ class Router:
                                            len(cards), self.train_steps, self.lexical_weight)
         index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(vectors)
-        return Scope([card.id for card in cards], index, tfidf)
+        return Scope([card.id for card in cards], index, tfidf, start)
 
     def explicit(self, card_id: str) -> Route:
         card = self.library.get(card_id)
@@ -183,7 +184,7 @@ class Router:
         """One route per text, or the ItemFailed of a text the embedder could not take (its own failure only).
         Each distinct text is looked up once: in the cache, else embedded; `counts` tallies which."""
         keys = [(self.library.version, self._embedder_fingerprint, text[: self.text_chars]) for text in texts]
-        rows: dict[tuple[str, str, str], dict[str, np.ndarray] | ItemFailed | None] = {}
+        rows: dict[tuple[str, str, str], np.ndarray | ItemFailed | None] = {}
         for key in keys:
             if key not in rows:
                 rows[key] = self._cache.get(key)
@@ -201,31 +202,32 @@ class Router:
         return [row if isinstance(row, ItemFailed) else self._decide(row, domain)  # type: ignore[arg-type]
                 for row, domain in zip((rows[key] for key in keys), domains or [None] * len(texts))]
 
-    def search_sync(self, texts: list[str]) -> list[dict[str, np.ndarray]]:
-        """Each text's similarity to every card of each scope, in the scope's card order. Blocking: runs in the
-        embedder's thread. Texts repeated within the batch (concurrent requests can share one) are embedded once."""
+    def search_sync(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's row: its similarity to every card of each scope, scope after scope in card order.
+        Blocking: runs in the embedder's thread. Texts repeated within the batch (concurrent requests can
+        share one) are embedded once."""
         assert self._scopes, "router index not built"
         distinct = list(dict.fromkeys(text[: self.text_chars] for text in texts))
         semantic = self.embedder.encode_sync(distinct)
-        rows: list[dict[str, np.ndarray]] = [{} for _ in distinct]
-        for name, scope in self._scopes.items():
+        blocks = []
+        for scope in self._scopes.values():
             vectors = semantic
             if scope.tfidf is not None:
                 vectors = joint_vectors(semantic, scope.tfidf.transform(distinct).toarray(), self.lexical_weight)
             sims, ids = scope.index.search(vectors, scope.index.ntotal)  # exact: one vector per card
             by_card = np.empty_like(sims)
             np.put_along_axis(by_card, ids, sims, axis=1)
-            for row, similarities in zip(rows, by_card):
-                row[name] = similarities.copy()  # a cached view would pin the whole batch's array
-        row_of = dict(zip(distinct, rows))
+            blocks.append(by_card)
+        # each row its own copy: a cached view would keep the whole batch's array alive
+        row_of = {text: row.copy() for text, row in zip(distinct, np.hstack(blocks))}
         return [row_of[text[: self.text_chars]] for text in texts]
 
-    def _decide(self, row: dict[str, np.ndarray], domain: Domain | None) -> Route:
+    def _decide(self, row: np.ndarray, domain: Domain | None) -> Route:
         name = scope_of(domain)
         scope = self._scopes.get(name)
         ranked: list[Candidate] = []  # top-k by similarity (best first), among the cards the domain admits
         if scope is not None:
-            similarities = row[name]
+            similarities = row[scope.start: scope.start + len(scope.card_ids)]
             for idx in np.argsort(-similarities, kind="stable").tolist():
                 card_id = scope.card_ids[idx]
                 if admits(domain, self.library.cards[card_id].domain):

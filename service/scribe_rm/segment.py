@@ -134,9 +134,8 @@ def split_messages(messages: list[Message]) -> tuple[str, list[Segment]]:
     segments: list[Segment] = []
     lines: list[str] = []
     indices: list[int] = []
+    names: list[str] = []  # tools called in the open step
     user_for_step: str | None = None
-
-    names: list[str] = []
 
     def close_step() -> None:
         if lines:

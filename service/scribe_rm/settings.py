@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     route_text_chars: int = Field(600, ge=32)  # long steps are cut before embedding
     route_train_steps: int = Field(300, ge=0)  # 0: plain anchor centroids
     route_lexical_weight: float = Field(0.8, ge=0)  # weight of the TF-IDF part of the similarity (0: off)
-    route_cache_size: int = Field(100_000, ge=0)  # texts whose card similarities are kept (~0.3 KB each; 0: off)
+    route_cache_size: int = Field(100_000, ge=0)  # texts whose card similarities are kept (~0.5 KB each; 0: off)
 
     # --- judge ---
     judge_backend: Literal["local", "openai"] = "local"
