@@ -92,10 +92,11 @@ def score(file: Path = typer.Argument(..., exists=True, help="JSONL, one score i
     """Score a file offline, in-process, with a progress bar."""
     from tqdm import tqdm
 
+    from .sanitize import clean_tree
     from .schemas import ScoreItem, ScoreRequest
 
     lines = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    items = [ScoreItem.model_validate_json(line) for line in lines]
+    items = [ScoreItem.model_validate(clean_tree(json.loads(line))) for line in lines]  # the API's text policy
     _ensure_models(get_settings())
 
     async def run() -> dict[str, int]:

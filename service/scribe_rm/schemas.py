@@ -23,7 +23,8 @@ class Strict(BaseModel):
 
 
 class CleanInput(BaseModel):
-    """A body a client sends: its strings follow the text policy of sanitize.py before validation."""
+    """A whole body a client sends (nested models are cleaned with it, once): its strings follow the text
+    policy of sanitize.py before validation."""
 
     @model_validator(mode="before")
     @classmethod
@@ -129,7 +130,7 @@ class ToolSpec(BaseModel):
     function: FunctionSpec
 
 
-class ScoreItem(Strict, CleanInput):
+class ScoreItem(Strict):
     id: str = Field(min_length=1, max_length=256)
     question: str = Field("", description="The task; taken from the first user message when messages are given.")
     steps: list[StepIn] | None = None
