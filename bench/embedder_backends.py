@@ -25,7 +25,7 @@ from common import report
 
 
 def example_texts() -> list[str]:
-    from scribe_rm.prototypes import load_library
+    from scribe_rm.library import load_library
     from scribe_rm.settings import Settings
 
     settings = Settings()
@@ -122,7 +122,7 @@ def measure(embedder, texts: list[str], reference: np.ndarray | None) -> dict:
 
 def routing_quality(embedder) -> dict:
     from scribe_rm.evaluation.routing import DEFAULT_SET, evaluate_routing, load_labelled
-    from scribe_rm.prototypes import load_library
+    from scribe_rm.library import load_library
     from scribe_rm.router import Router
     from scribe_rm.settings import Settings
 

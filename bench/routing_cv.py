@@ -19,7 +19,7 @@ import numpy as np
 
 from common import report
 from scribe_rm.embedder import Embedder
-from scribe_rm.prototypes import admits, load_library
+from scribe_rm.library import admits, load_library
 from scribe_rm.router import anchor_texts, fit_index_vectors, joint_vectors
 from scribe_rm.settings import Settings
 

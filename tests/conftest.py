@@ -21,7 +21,7 @@ import pytest  # noqa: E402
 
 from scribe_rm.embedder import Embedder  # noqa: E402
 from scribe_rm.judges import JudgeError  # noqa: E402
-from scribe_rm.prototypes import load_library  # noqa: E402
+from scribe_rm.library import load_library  # noqa: E402
 from scribe_rm.router import Router  # noqa: E402
 from scribe_rm.settings import Settings  # noqa: E402
 

@@ -6,7 +6,7 @@ import yaml
 from typer.testing import CliRunner
 
 from scribe_rm.cli import app
-from scribe_rm.prototypes import DOMAINS, CardError, load_card, load_library
+from scribe_rm.library import BUILTIN_DOMAINS as DOMAINS, CardError, load_card, load_library
 
 FALLBACK = "general.step_validity"
 
@@ -50,7 +50,7 @@ def _edit(path: Path, **changes) -> None:
 
 @pytest.mark.parametrize("changes, field, words", [
     ({"rubric": {0: "a", 1: "b", 2: "c"}}, "rubric", "exactly the levels 0, 1, 2, 3"),
-    ({"domain": "cooking"}, "domain", "math"),
+    ({"domain": "Cooking!"}, "domain", "pattern"),
     ({"examples": ["one", "two", "three"]}, "examples", "at least 4"),
     ({"examples": ["same", "same", "b", "c"]}, "examples", "distinct"),
     ({"when_to_use": None}, "when_to_use", "Field required"),
@@ -112,7 +112,7 @@ def test_cli_validate_exit_codes(tmp_path, settings):
     assert ok.exit_code == 0, ok.output
     assert "0 invalid" in ok.output
     cards = _copy_library(tmp_path, settings.prototypes_dir)
-    _edit(cards / "tool_use" / "abstain.yaml", domain="cooking")
+    _edit(cards / "tool_use" / "abstain.yaml", domain="Cooking!")
     bad = runner.invoke(app, ["prototypes", "validate", str(cards)])
     assert bad.exit_code == 1
     assert "abstain.yaml" in bad.output and "domain" in bad.output

@@ -86,7 +86,7 @@ async def test_agent_cards_are_candidates_only_for_agent_texts(router):
 
 async def test_agent_cards_leave_routing_outside_their_scope_unchanged(library, embedder, settings):
     """Each scope fits its own card vectors: without the agent cards, default-scope similarities are the same."""
-    from scribe_rm.prototypes import Library
+    from scribe_rm.library import Library
 
     without = {k: c for k, c in library.cards.items() if c.domain != "agent"}
     assert len(without) < len(library.cards)

@@ -17,9 +17,12 @@ app = typer.Typer(help="SCRIBE-RM: skill-rubric process rewards for RL training.
 prototypes_app = typer.Typer(help="The skill-prototype library.", no_args_is_help=True)
 models_app = typer.Typer(help="Embedded models.", no_args_is_help=True)
 eval_app = typer.Typer(help="Offline evaluations.", no_args_is_help=True)
+library_app = typer.Typer(help="Grow the library: induce draft cards from trajectories, review, accept.",
+                          no_args_is_help=True)
 app.add_typer(prototypes_app, name="prototypes")
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
+app.add_typer(library_app, name="library")
 console = Console(soft_wrap=True)  # never split paths or messages across lines
 
 
@@ -122,17 +125,18 @@ def score(file: Path = typer.Argument(..., exists=True, help="JSONL, one score i
 @prototypes_app.command("validate")
 def prototypes_validate(directory: Optional[Path] = typer.Argument(None, help="Default: SCRIBE_PROTOTYPES_DIR.")) -> None:
     """Validate every card; print each problem with its file and field. Exit 1 if any card is invalid."""
-    from .prototypes import DOMAINS, CardError, load_library
+    from .library import CardError, load_library
 
     settings = get_settings()
     try:  # "skip" collects every invalid card instead of stopping at the first
-        library = load_library(directory or settings.prototypes_dir, settings.fallback_prototype_id, "skip")
+        library = load_library(directory or settings.prototypes_dir, settings.fallback_prototype_id, "skip",
+                               include_drafts=True)
     except CardError as exc:  # no cards at all, or no fallback card
         console.print(f"[red]invalid[/red] {exc}")
         raise typer.Exit(1)
     for problem in library.skipped:
         console.print(f"[red]invalid[/red] {problem}")
-    by_domain = {d: sum(c.domain == d for c in library.cards.values()) for d in DOMAINS}
+    by_domain = {d: sum(c.domain == d for c in library.cards.values()) for d in library.domains}
     console.print(f"{len(library.cards)} valid cards {by_domain}, {len(library.skipped)} invalid; "
                   f"library version {library.version}")
     if library.skipped:
@@ -142,14 +146,120 @@ def prototypes_validate(directory: Optional[Path] = typer.Argument(None, help="D
 @prototypes_app.command("list")
 def prototypes_list() -> None:
     """List the cards of the configured library."""
-    from .prototypes import load_library
+    from .services import configured_library
 
-    settings = get_settings()
-    library = load_library(settings.prototypes_dir, settings.fallback_prototype_id, settings.on_invalid_card)
+    library = configured_library(get_settings())
     table = Table("id", "domain", "name", title=f"library {library.version}")
     for card in library.cards.values():
         table.add_row(card.id, card.domain, card.name)
     console.print(table)
+
+
+def _read_items(file: Path) -> list:
+    from .sanitize import clean_tree
+    from .schemas import ScoreItem
+
+    lines = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [ScoreItem.model_validate(clean_tree(json.loads(line))) for line in lines]  # the API's text policy
+
+
+@library_app.command("induce")
+def library_induce(
+        trajectories: Path = typer.Argument(..., exists=True, help="JSONL of score items (steps, response or messages)."),
+        out: Path = typer.Option(..., help="Directory for the draft cards, patches.json and the report."),
+        domain: Optional[str] = typer.Option(None, help="Domain of the steps and the new cards (default: the items')."),
+        decompose: str = typer.Option("rule", help="rule: the scoring split; llm: the judge cuts free-form responses."),
+        split_mode: str = typer.Option("auto", help="Split mode for responses (as on /score)."),
+        include_covered: bool = typer.Option(False, help="Also cluster steps that already route to a card."),
+        min_cluster_size: int = typer.Option(3, min=2),
+        max_clusters: int = typer.Option(12, min=2, help="Largest k the silhouette choice tries."),
+        clusters: Optional[int] = typer.Option(None, min=1, help="Use this k instead of choosing it."),
+        merge_threshold: Optional[float] = typer.Option(None, help="Cosine to an existing card above which a "
+                                                        "cluster becomes a patch (default: measured, see merge.py)."),
+        center_trajectories: bool = typer.Option(True, help="Cluster each step minus its trajectory's mean "
+                                                 "embedding (what the step does, not the trajectory's topic)."),
+        examples_per_card: int = typer.Option(6, min=4), seed: int = typer.Option(0),
+        max_tokens: int = typer.Option(700, min=64, help="Generation budget of one drafted card.")) -> None:
+    """Draft cards for the skills your trajectories exercise that the library lacks (status: draft)."""
+    from .library.induce import InduceOptions, induce, summary, write_induction
+    from .library.merge import MERGE_THRESHOLD
+    from .schemas import SplitOptions
+
+    items = _read_items(trajectories)
+    options = InduceOptions(source=str(trajectories), domain=domain, decompose=decompose,  # type: ignore[arg-type]
+                            split=SplitOptions(mode=split_mode), include_covered=include_covered,  # type: ignore[arg-type]
+                            min_cluster_size=min_cluster_size, max_clusters=max_clusters, clusters=clusters,
+                            merge_threshold=MERGE_THRESHOLD if merge_threshold is None else merge_threshold,
+                            examples_per_card=examples_per_card, seed=seed, max_tokens=max_tokens,
+                            center_trajectories=center_trajectories)
+    _ensure_models(get_settings())
+
+    async def run():
+        services = await _loaded_services(with_judge=True)
+        try:
+            return await induce(services, items, options)
+        finally:
+            await services.aclose()
+
+    induction = asyncio.run(run())
+    for path in write_induction(induction, out):
+        console.print(f"wrote {path}")
+    s = summary(induction)
+    console.print(f"{s['units']} steps, {s['covered']} covered, k={s['k']}: "
+                  + ", ".join(f"{p['action']} {p['card_id'] or ''}".strip() for p in s["proposals"]))
+    if s["quality"]:
+        q = s["quality"]
+        console.print(f"against the skill labels: purity={q['purity']} ARI={q['ari']} clustered={q['clustered_share']}")
+
+
+@library_app.command("diff")
+def library_diff(old: Path = typer.Argument(..., exists=True, file_okay=False),
+                 new: Path = typer.Argument(..., exists=True, file_okay=False),
+                 members: Optional[Path] = typer.Option(None, help="Trajectories JSONL whose steps to route with both."),
+                 heldout: list[Path] = typer.Option([], help="Labelled JSONL (text, expected[, domain]); repeatable. "
+                                                    "Default: the shipped held-out sets."),
+                 domain: Optional[str] = typer.Option(None, help="Domain for the members' steps.")) -> None:
+    """Added, changed and removed cards (drafts in NEW included), and how routing moves between OLD and NEW."""
+    from .library.review import routing_comparison
+
+    settings = get_settings()
+    _ensure_models(settings, with_judge=False)
+    items = _read_items(members) if members else []
+    report = asyncio.run(routing_comparison(settings, old, new, items, domain, heldout or None))
+    d = report["diff"]
+    for name in ("added", "removed"):
+        for card_id in d[name]:
+            console.print(f"{name:8} {card_id}")
+    for card_id, fields in d["changed"].items():
+        console.print(f"changed  {card_id}: {', '.join(fields)}")
+    if report["members"]:
+        m = report["members"]
+        console.print(f"members: {m['changed']} of {m['n']} steps route to another card; fallback "
+                      f"{m['fallback_old']} -> {m['fallback_new']}")
+        for move, count in m["moves"]:
+            console.print(f"  {count:4} {move}")
+    for name, row in report["heldout"].items():
+        console.print(f"held-out {name}: top-1 {row['old']:.3f} -> {row['new']:.3f}")
+
+
+@library_app.command("accept")
+def library_accept(ids: list[str] = typer.Argument(..., help="Card ids of drafts or patches."),
+                   library: Optional[Path] = typer.Option(None, help="Default: SCRIBE_PROTOTYPES_DIR."),
+                   drafts: Optional[Path] = typer.Option(None, help="An induce --out directory to take drafts and "
+                                                         "patches.json from.")) -> None:
+    """Turn drafts into active cards (in place, or copied from --drafts into the library) and apply patches."""
+    from .library import CardError
+    from .library.merge import read_patches
+    from .library.review import accept
+
+    target = library or get_settings().prototypes_dir
+    patches = read_patches(drafts / "patches.json") if drafts and (drafts / "patches.json").exists() else []
+    try:
+        for line in accept(target, ids, drafts, patches):
+            console.print(line)
+    except CardError as exc:
+        console.print(f"[red]refused[/red] {exc}")
+        raise typer.Exit(1)
 
 
 @models_app.command("prepare")

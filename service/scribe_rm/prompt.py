@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .prototypes import Card
+from .library import Card
 from .segment import Segment
 
 INSTRUCTIONS = (

@@ -30,7 +30,7 @@ from . import metrics
 from .batching import ItemFailed, MicroBatcher
 from .cache import LRUCache
 from .embedder import Embedder
-from .prototypes import Card, Domain, Library, admits, scope_of
+from .library import Card, Domain, Library, admits, scope_of
 from .settings import Settings
 
 
@@ -120,8 +120,10 @@ class Router:
                  cache_size: int = 100_000, agent_threshold: float | None = None):
         self.library = library
         self.embedder = embedder
-        # the agent scope ranks fewer cards, so its similarities run lower: its own threshold (see settings)
-        self.thresholds = {"default": threshold, "agent": threshold if agent_threshold is None else agent_threshold}
+        # the agent scope and a library's own domains rank fewer cards, so their similarities run lower:
+        # their own threshold (see settings)
+        self.threshold = threshold
+        self.scope_threshold = threshold if agent_threshold is None else agent_threshold
         self.top_k = top_k
         self.train_steps = train_steps
         self.lexical_weight = lexical_weight
@@ -153,7 +155,8 @@ class Router:
         # one vector per card: OpenMP threads would spin for longer than the search itself takes
         faiss.omp_set_num_threads(1)
         scopes, start = {}, 0
-        for name, domain in (("default", None), ("agent", "agent")):
+        own_domains = sorted({scope_of(card.domain) for card in cards} - {"default"})
+        for name, domain in [("default", None)] + [(d, d) for d in own_domains]:
             members = [card for card in cards if admits(domain, card.domain)]
             if members:
                 scopes[name] = self._fit_scope(members, embedded, start)
@@ -235,7 +238,8 @@ class Router:
                     if len(ranked) == self.top_k:
                         break
         alternatives = tuple(ranked)
-        if not ranked or ranked[0].similarity < self.thresholds[name]:
+        threshold = self.threshold if name == "default" else self.scope_threshold
+        if not ranked or ranked[0].similarity < threshold:
             top = ranked[0].similarity if ranked else None
             return Route(card=self.fallback, similarity=top, fallback=True, alternatives=alternatives)
         return Route(card=self.library.cards[ranked[0].card_id], similarity=ranked[0].similarity,

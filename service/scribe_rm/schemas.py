@@ -6,12 +6,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .prototypes import Card, Domain
+from .library import Card, Domain
 from .sanitize import clean_tree
 from .settings import Aggregation
 
 ItemStatus = Literal["ok", "judge_error", "timeout", "invalid"]
-SplitMode = Literal["auto", "blank_lines", "lines", "regex", "step_markers", "subgoal_tags"]
+# "llm": the judge model cuts the response into verbatim spans with subgoals (JSON under a schema); a reply
+# that is not verbatim, in order and complete falls back to "auto", and the item's split_note says why
+SplitMode = Literal["auto", "blank_lines", "lines", "regex", "step_markers", "subgoal_tags", "llm"]
 
 
 MAX_ABS_OUTCOME = 1e6  # with MAX_WEIGHT, a reward stays a finite float that JSON can carry
@@ -185,6 +187,7 @@ class StepScore(BaseModel):
     start: int | None = Field(description="Character span in the response (None for given steps and messages).")
     end: int | None
     message_indices: list[int] | None = None
+    subgoal: str | None = Field(None, description="The step's subgoal (given, from subgoal tags, or by split mode llm).")
     prototype_id: str
     prototype_name: str
     similarity: float | None
@@ -203,6 +206,7 @@ class ItemResult(BaseModel):
     id: str
     status: ItemStatus
     error: str | None = None
+    split_note: str | None = Field(None, description="Why split mode llm fell back to the rule-based split.")
     reward: float | None = None
     process_reward: float | None = None
     outcome: float | None = None

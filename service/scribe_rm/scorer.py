@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import metrics
 from .aggregate import combine, process_reward
@@ -17,7 +17,8 @@ from .batching import ItemFailed
 from .cache import LRUCache, judgement_key
 from .judges import Judge, JudgeError, ScoreDistribution
 from .prompt import PromptBuilder, PromptLimits
-from .prototypes import Library
+from .library import Library
+from .library.decompose import SpanError, llm_segments
 from .router import Route, Router, RoutingCounts
 from .schemas import CacheStats, ItemResult, ScoreItem, ScoreRequest, ScoreResponse, StepScore, Weights
 from .segment import SegmentationError, Trajectory, compile_user_pattern, segment_item
@@ -47,6 +48,7 @@ class PreparedItem:
     item: ScoreItem
     trajectory: Trajectory | None = None
     invalid: str | None = None
+    split_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ class Scorer:
         )
         deadline = started + policy.budget_s
         prepared = prepared if prepared is not None else self.prepare(request)
+        if request.split.mode == "llm":
+            await self._split_by_llm(prepared, deadline)
         jobs: dict[tuple[int, int], StepJob] = {}
         tasks: dict[str, asyncio.Task[ScoreDistribution]] = {}
         routing = RoutingCounts()
@@ -158,6 +162,26 @@ class Scorer:
             cache=stats,
             latency_ms=round((time.monotonic() - started) * 1000, 2),
         )
+
+    async def _split_by_llm(self, prepared: list[PreparedItem], deadline: float) -> None:
+        """Replace the rule-based split of each free-form response with the judge model's verbatim spans.
+        Takes at most half the remaining budget, so that judging keeps the other half."""
+        budget = max(0.0, (deadline - time.monotonic()) / 2)
+
+        async def split(p: PreparedItem) -> None:
+            assert p.trajectory is not None and p.item.response is not None
+            try:
+                segments = await asyncio.wait_for(
+                    llm_segments(self.judge, p.item.response, self.settings.split_llm_max_tokens), timeout=budget)
+                if len(segments) > self.settings.max_steps_per_item:
+                    raise SpanError(f"{len(segments)} spans > max_steps_per_item")
+                p.trajectory = replace(p.trajectory, segments=segments)
+            except asyncio.TimeoutError:
+                p.split_note = f"the llm split took longer than {budget:.1f}s; split by rule (auto)"
+            except (SpanError, JudgeError, KeyError, TypeError) as exc:
+                p.split_note = f"the llm split was not used ({exc}); split by rule (auto)"
+
+        await asyncio.gather(*(split(p) for p in prepared if p.trajectory is not None and p.item.response is not None))
 
     async def judge_prompts(self, request: ScoreRequest) -> list[list[dict[str, str]]]:
         """The distinct judge prompts that scoring `request` sends, in step order, without sending them
@@ -311,7 +335,7 @@ class Scorer:
             if error:
                 errors.append(f"step {j}: {error}")
             steps.append(self._step_score(j, segment, job, distribution, error))
-        base = dict(id=item.id, outcome=item.outcome, n_steps=len(segments), steps=steps)
+        base = dict(id=item.id, outcome=item.outcome, n_steps=len(segments), steps=steps, split_note=prepared.split_note)
         if errors:
             return ItemResult(status="judge_error", error="; ".join(errors[:3]), **base)
         if unfinished:
@@ -330,6 +354,7 @@ class Scorer:
         return StepScore(
             index=j, start=segment.start, end=segment.end,
             message_indices=list(segment.message_indices) if segment.message_indices else None,
+            subgoal=segment.subgoal,
             prototype_id=route.card.id, prototype_name=route.card.name,
             similarity=route.similarity, fallback=route.fallback,
             score=round(distribution.expected, 6) if scored else None,

@@ -73,6 +73,8 @@ def _spans_from_starts(text: str, starts: list[int]) -> list[tuple[int, int]]:
 
 def split_response(text: str, options: SplitOptions) -> list[Segment]:
     mode = options.mode
+    if mode == "llm":  # the rule-based split first; the scorer replaces it with the judge model's if it passes
+        mode = "auto"
     if mode == "auto":
         if SUBGOAL_TAG.search(text):
             mode = "subgoal_tags"

@@ -10,12 +10,17 @@ from dataclasses import dataclass
 from . import metrics
 from .embedder import Embedder
 from .judges import Judge, make_judge
-from .prototypes import Library, load_library
+from .library import Library, load_library
 from .router import Router
 from .scorer import Scorer
 from .settings import Settings
 
 log = logging.getLogger("scribe_rm")
+
+
+def configured_library(settings: Settings) -> Library:
+    return load_library(settings.prototypes_dir, settings.fallback_prototype_id, settings.on_invalid_card,
+                        include_drafts=settings.load_draft_cards)
 
 
 @dataclass
@@ -31,7 +36,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, judge: Judge | None = None) -> "Services":
-        library = load_library(settings.prototypes_dir, settings.fallback_prototype_id, settings.on_invalid_card)
+        library = configured_library(settings)
         for message in library.skipped:
             log.warning("card skipped: %s", message)
         embedder = Embedder.from_settings(settings)

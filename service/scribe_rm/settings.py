@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     prototypes_dir: Path = REPO_ROOT / "prototypes"
     fallback_prototype_id: str = "general.step_validity"
     on_invalid_card: Literal["fail", "skip"] = "fail"
+    load_draft_cards: bool = False  # also serve cards with status "draft" (induced, not yet accepted)
 
     # --- embedder + router ---
     embedder_model: EmbedderName = "all-mpnet-base-v2"  # a bundled embedder ...
@@ -54,8 +55,9 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(64, ge=1)
     embed_window_ms: float = Field(5.0, ge=0)  # micro-batch collection window across requests
     route_threshold: float = Field(0.09, ge=-1, le=1)  # joint similarity to the card vector (see router.py)
-    # for domain "agent" texts; it leaves the same share (1.4%) of the cards' examples below it in CV as
-    # route_threshold does in the default scope (bench/routing_cv.py prints both)
+    # for texts of domain "agent" and of a library's own domains (induced cards); it leaves the same share
+    # (1.4%) of the agent cards' examples below it in CV as route_threshold does in the default scope
+    # (bench/routing_cv.py prints both)
     route_agent_threshold: float = Field(0.073, ge=-1, le=1)
     route_top_k: int = Field(3, ge=1, le=20)
     route_text_chars: int = Field(600, ge=32)  # long steps are cut before embedding
@@ -77,6 +79,7 @@ class Settings(BaseSettings):
     judge_timeout_s: float = Field(30.0, gt=0)
     judge_retries: int = Field(3, ge=0)
     judge_seed: int = 0
+    split_llm_max_tokens: int = Field(1024, ge=64)  # budget of one split-mode-llm decomposition
     judge_max_pending: int = Field(4096, ge=1)  # bound on queued judge calls (backpressure)
 
     # --- prompt ---

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 LABELS = ("0", "1", "2", "3")
 
@@ -25,7 +26,19 @@ class Judge(Protocol):
     async def label_logprobs(self, messages: list[dict[str, str]]) -> list[float]:
         """Log-probabilities of the four labels as the next token (-inf where absent). Raises JudgeError."""
 
+    async def generate_json(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> Any:
+        """A reply decoded under `schema` (constrained decoding, greedy), parsed. Raises JudgeError, e.g.
+        when the reply is cut at max_tokens before the JSON closes. Used by library induction."""
+
     async def aclose(self) -> None: ...
+
+
+def parse_json_reply(text: str, max_tokens: int) -> Any:
+    """The JSON a constrained decoder produced. Only truncation can make it invalid; it is not repaired."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise JudgeError(f"the reply is not complete JSON (cut at max_tokens={max_tokens}?): {text[-200:]!r}") from exc
 
 
 @dataclass(frozen=True)

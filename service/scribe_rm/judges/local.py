@@ -1,7 +1,8 @@
 """In-process judge with transformers: one forward pass, next-token logprobs of "0".."3".
 
 Runs on one worker thread, one prompt at a time: on a CPU batching buys no throughput here, and
-batch size 1 keeps scores independent of what else is in flight (no padding-dependent drift)."""
+batch size 1 keeps scores independent of what else is in flight (no padding-dependent drift).
+JSON for library induction is generated under the schema's grammar with xgrammar's logits processor."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .base import LABELS, JudgeError
+from typing import Any
+
+from .base import LABELS, JudgeError, parse_json_reply
 
 
 class LocalJudge:
@@ -21,6 +24,7 @@ class LocalJudge:
         self._model = None
         self._tokenizer = None
         self._label_ids: list[int] = []
+        self._grammars: dict[str, Any] = {}  # schema JSON -> compiled grammar
 
     async def start(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
@@ -61,6 +65,38 @@ class LocalJudge:
         except JudgeError:
             raise
         except Exception as exc:  # a model failure is a judge failure for the item, not a server crash
+            raise JudgeError(f"local judge failed: {type(exc).__name__}: {exc}") from exc
+
+    def _generate_json(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> Any:
+        import json
+
+        import torch
+        import xgrammar
+        from xgrammar.contrib.hf import LogitsProcessor
+
+        assert self._model is not None and self._tokenizer is not None, "judge not started"
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            info = xgrammar.TokenizerInfo.from_huggingface(self._tokenizer, vocab_size=self._model.config.vocab_size)
+            # compact JSON: with free whitespace a small model can emit newlines until max_tokens
+            self._grammars[key] = xgrammar.GrammarCompiler(info).compile_json_schema(key, any_whitespace=False)
+        prompt = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        inputs = self._tokenizer(prompt, add_special_tokens=False, return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            output = self._model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False,
+                                          logits_processor=[LogitsProcessor(self._grammars[key])])
+        text = self._tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        return parse_json_reply(text, max_tokens)
+
+    async def generate_json(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> Any:
+        if self._model is None:
+            raise JudgeError("local judge is not loaded")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._generate_json, messages, schema, max_tokens)
+        except JudgeError:
+            raise
+        except Exception as exc:
             raise JudgeError(f"local judge failed: {type(exc).__name__}: {exc}") from exc
 
     async def aclose(self) -> None:

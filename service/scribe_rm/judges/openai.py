@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from ..settings import Settings
-from .base import LABELS, JudgeError
+from .base import LABELS, JudgeError, parse_json_reply
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 BACKOFF_BASE_S = 0.1  # the n-th retry waits uniform(0, min(max, base * 2**n))
@@ -107,6 +107,18 @@ class OpenAIJudge:
             await self._resolve_token_ids()
         data = await self._post("/v1/chat/completions", self.request_body(messages))
         return parse_label_logprobs(data)
+
+    async def generate_json(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> Any:
+        """Greedy decoding under vLLM structured outputs with a JSON schema."""
+        body = {"model": self.model_name, "messages": messages, "max_completion_tokens": max_tokens,
+                "temperature": 0, "seed": self.settings.judge_seed, "structured_outputs": {"json": schema},
+                "chat_template_kwargs": {"enable_thinking": False}}
+        data = await self._post("/v1/chat/completions", body)
+        try:
+            text = data["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise JudgeError(f"judge reply has no message content: {str(data)[:300]}") from exc
+        return parse_json_reply(text or "", max_tokens)
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         """POST with retries on RetryableJudgeError, full-jitter exponential backoff between attempts.

@@ -1,0 +1,110 @@
+"""Decompose trajectories into induction units: (item, step, subgoal) with the step's text.
+
+Rule-based: the scoring pipeline's own segmentation. LLM: the judge model cuts a free-form response into
+verbatim consecutive spans, each with a one-line subgoal, as JSON under a schema (constrained decoding on
+either backend). A reply is used only if its spans are verbatim, in order and cover the response; otherwise
+the rule-based split is used and the miss is counted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..judges import Judge, JudgeError
+from ..schemas import ScoreItem, SplitOptions
+from ..segment import Segment, segment_item
+
+SPAN_SCHEMA = {
+    "type": "object",
+    "properties": {"spans": {"type": "array", "minItems": 1, "maxItems": 16, "items": {
+        "type": "object",
+        "properties": {"subgoal": {"type": "string", "minLength": 3, "maxLength": 120},
+                       "text": {"type": "string", "minLength": 1}},
+        "required": ["subgoal", "text"], "additionalProperties": False}}},
+    "required": ["spans"], "additionalProperties": False,
+}
+DECOMPOSE_INSTRUCTIONS = (
+    "Split the assistant's response into its consecutive steps. Copy each step's text exactly, character for "
+    "character, without changing, dropping or reordering anything; together the steps must cover the whole "
+    "response. For each step write a one-line subgoal: what the step is meant to achieve, in general terms "
+    "(no numbers or answers). Reply with JSON only: {\"spans\": [{\"subgoal\": ..., \"text\": ...}, ...]}."
+)
+
+
+class SpanError(ValueError):
+    """A decomposition that is not verbatim, out of order, or leaves part of the response out."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One step to induce from."""
+    id: str  # "<item id>#<step index>"
+    text: str
+    subgoal: str | None
+    domain: str | None
+    label: str | None = None  # the skill the step was written to exercise (metadata.skills), for evaluation only
+
+    @property
+    def routing_text(self) -> str:
+        return self.subgoal or self.text
+
+
+def verbatim_segments(response: str, spans: list[dict]) -> list[Segment]:
+    """The spans as segments with offsets, if each is a verbatim piece of the response, in order, with only
+    whitespace between and around them. Raises SpanError naming the first span that breaks this."""
+    position, segments = 0, []
+    for k, span in enumerate(spans):
+        text = span["text"].strip()
+        if not text:
+            raise SpanError(f"span {k} is empty")
+        start = response.find(text, position)
+        if start < 0:
+            raise SpanError(f"span {k} is not a verbatim piece of the response after span {k - 1}: {text[:60]!r}")
+        if response[position:start].strip():
+            raise SpanError(f"span {k} skips text before it: {response[position:start].strip()[:60]!r}")
+        end = start + len(text)
+        segments.append(Segment(text, start, end, subgoal=span["subgoal"].strip() or None))
+        position = end
+    if response[position:].strip():
+        raise SpanError(f"the spans leave the end of the response out: {response[position:].strip()[:60]!r}")
+    return segments
+
+
+def decompose_messages(response: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": DECOMPOSE_INSTRUCTIONS}, {"role": "user", "content": response}]
+
+
+async def llm_segments(judge: Judge, response: str, max_tokens: int) -> list[Segment]:
+    """The judge model's verbatim decomposition. Raises SpanError or JudgeError when it cannot be used."""
+    reply = await judge.generate_json(decompose_messages(response), SPAN_SCHEMA, max_tokens)
+    return verbatim_segments(response, reply["spans"])
+
+
+@dataclass
+class DecomposeCounts:
+    items: int = 0
+    llm_used: int = 0  # responses cut by the model
+    llm_rejected: int = 0  # model replies that failed the verbatim check or the call: rule-based split used
+    rejections: list[str] | None = None
+
+
+async def decompose(items: list[ScoreItem], mode: str, judge: Judge | None, split: SplitOptions,
+                    domain: str | None, max_tokens: int = 1024) -> tuple[list[Unit], DecomposeCounts]:
+    """Units of every item, in order. `mode` "rule" uses `split`; "llm" asks the judge for free-form responses."""
+    units: list[Unit] = []
+    counts = DecomposeCounts(items=len(items), rejections=[])
+    for item in items:
+        segments = segment_item(item, split).segments
+        if mode == "llm" and item.response is not None and judge is not None:
+            try:
+                segments = await llm_segments(judge, item.response, max_tokens)
+                counts.llm_used += 1
+            except (SpanError, JudgeError, KeyError, TypeError) as exc:
+                counts.llm_rejected += 1
+                counts.rejections.append(f"{item.id}: {exc}")
+        labels = item.metadata.get("skills")
+        if not isinstance(labels, list) or len(labels) != len(segments):
+            labels = [None] * len(segments)  # labels name the steps of the item as written
+        for j, (segment, label) in enumerate(zip(segments, labels)):
+            units.append(Unit(f"{item.id}#{j}", segment.text, segment.subgoal, domain or item.domain,
+                              None if label is None else str(label)))
+    return units, counts
