@@ -65,7 +65,7 @@ async def run(out: Path, library_dir: Path) -> dict:
         accept(library_dir, accepted, out, read_patches(out / "patches.json"))
     new_settings = Settings(prototypes_dir=library_dir)
     after_router = Router.from_settings(configured_library(new_settings), services.embedder, new_settings)
-    await asyncio.get_running_loop().run_in_executor(services.embedder.executor, after_router.build_sync)
+    await asyncio.get_running_loop().run_in_executor(None, after_router.build_sync)
     after = await routing_accuracy(after_router, rows, label_of)
     await services.aclose()
     return {"judge_model": services.judge.model_name, "induce_s": round(induce_s, 1), "quality": report["quality"],

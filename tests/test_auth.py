@@ -6,6 +6,7 @@ from scribe_rm.app import create_app
 from scribe_rm.settings import Settings
 
 KEY = "k-correct-horse"
+ADMIN_KEY = "k-admin-battery-staple"
 
 
 def all_routes(app):
@@ -19,8 +20,8 @@ def all_routes(app):
 def app(tmp_path_factory):
     key_file = tmp_path_factory.mktemp("secret") / "keys"
     key_file.write_text("# mounted secret\nk-from-file\n")
-    return create_app(Settings(api_keys=[KEY], api_keys_file=key_file, metrics_public=False),
-                      judge=ScriptedJudge())
+    return create_app(Settings(api_keys=[KEY], api_keys_file=key_file, metrics_public=False,
+                               admin_api_keys=[ADMIN_KEY]), judge=ScriptedJudge())
 
 
 def test_every_endpoint_but_the_probes_needs_a_key(app):
@@ -41,7 +42,19 @@ def test_valid_keys_from_setting_and_file_pass(app, key):
     with TestClient(app) as client:
         headers = {"Authorization": f"Bearer {key}"}
         for method, path in all_routes(app):
-            assert client.request(method, path, json={}, headers=headers).status_code != 401, (method, path)
+            expected_401 = path.startswith("/admin/")  # scoring keys do not open the admin endpoints
+            answer = client.request(method, path, json={}, headers=headers).status_code
+            assert (answer == 401) == expected_401, (method, path, answer)
+
+
+def test_admin_endpoints_take_only_admin_keys_and_are_off_without_them(app):
+    with TestClient(app) as client:
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        assert client.post("/admin/library/reload", headers=admin).status_code not in (401, 403)  # 503 while loading
+        assert client.get("/prototypes", headers=admin).status_code == 401  # and admin keys do not score
+    with TestClient(create_app(Settings(), judge=ScriptedJudge())) as client:
+        off = client.post("/admin/library/reload")
+        assert off.status_code == 403 and "SCRIBE_ADMIN_API_KEYS" in off.json()["detail"]
 
 
 def test_malformed_authorization_headers(app):

@@ -244,7 +244,8 @@ async def test_own_domain_cards_route_only_for_their_domain(tmp_path, settings, 
 async def test_induce_end_to_end_with_a_scripted_drafter(tmp_path, settings, embedder, library):
     """Steps that route to existing cards are left out; the rest cluster by what they do; one cluster close
     to an existing card becomes a patch; a drafter failure is a refused proposal, not a crash."""
-    from scribe_rm.services import Services
+    from scribe_rm.gaps import GapSample
+    from scribe_rm.services import Pipeline, Services
 
     trajectories = [json.loads(line) for line in (settings.prototypes_dir.parent / "examples" / "induce"
                                                   / "trajectories.jsonl").read_text().splitlines()]
@@ -252,7 +253,8 @@ async def test_induce_end_to_end_with_a_scripted_drafter(tmp_path, settings, emb
     judge = JsonJudge([DRAFT_REPLY] * 3 + [JudgeError("scripted: cut at max_tokens")] + [DRAFT_REPLY] * 10)
     router = Router.from_settings(library, embedder, settings)
     router.build_sync()
-    services = Services(settings, library, embedder, router, judge, Scorer(settings, library, router, judge))
+    services = Services(settings, embedder, judge, Pipeline(library, router, Scorer(settings, library, router, judge)),
+                        GapSample(0, 0.02))
     induction = await induce(services, items, InduceOptions(source="test", clusters=6, min_cluster_size=3))
     assert len(induction.units) == 36 and sum(induction.covered) == 0  # no data_analysis cards yet
     actions = [p.action for p in induction.proposals]

@@ -25,7 +25,7 @@ def model_dir(settings):
 
 @pytest.fixture
 async def judge(model_dir):
-    j = LocalJudge(model_dir)
+    j = LocalJudge(model_dir, json_repetition_penalty=1.3)
     await j.start()
     yield j
     await j.aclose()
@@ -75,3 +75,20 @@ def test_score_cli_writes_one_result_per_item(tmp_path):
     assert rows[0]["reward"] == pytest.approx(0.7 + 0.3 * rows[0]["process_reward"], abs=1e-6)
     assert rows[1]["status"] == "invalid"
     assert "ok=1" in result.output and "invalid=1" in result.output
+
+
+async def test_generate_json_follows_the_schema_under_constrained_decoding(judge):
+    """xgrammar masks every token the schema forbids, so even a 135M model's reply is schema-valid JSON."""
+    import jsonschema
+
+    from scribe_rm.library.decompose import SPAN_SCHEMA, decompose_messages
+    from scribe_rm.library.distill import DRAFT_SCHEMA, draft_messages
+    from scribe_rm.library.decompose import Unit
+
+    spans = await judge.generate_json(decompose_messages("Load the file.\n\nDrop empty rows."), SPAN_SCHEMA, 400)
+    jsonschema.validate(spans, SPAN_SCHEMA)
+    members = [Unit(f"x#{i}", f"Join table {c} to the orders on its key.", None, "data_analysis") for i, c in enumerate("ABC")]
+    draft = await judge.generate_json(draft_messages(members, "data_analysis"), DRAFT_SCHEMA, 700)
+    jsonschema.validate(draft, DRAFT_SCHEMA)
+    with pytest.raises(JudgeError, match="not complete JSON"):  # cut before the JSON closes: refused, not repaired
+        await judge.generate_json(draft_messages(members, "data_analysis"), DRAFT_SCHEMA, 8)

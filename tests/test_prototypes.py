@@ -116,3 +116,16 @@ def test_cli_validate_exit_codes(tmp_path, settings):
     bad = runner.invoke(app, ["prototypes", "validate", str(cards)])
     assert bad.exit_code == 1
     assert "abstain.yaml" in bad.output and "domain" in bad.output
+
+
+def test_a_mounted_configmap_loads_each_card_once(tmp_path, settings):
+    """kubelet mounts a ConfigMap as <name> -> ..data/<name>, ..data -> ..<timestamp>/: hidden copies are skipped."""
+    mount = tmp_path / "mount"
+    stamp = mount / "..2026_11_22_20_00_00.123"
+    stamp.mkdir(parents=True)
+    for card in sorted((settings.prototypes_dir / "math").glob("*.yaml"))[:3] + [settings.prototypes_dir / "general" / "step_validity.yaml"]:
+        shutil.copy(card, stamp / card.name)
+        (mount / card.name).symlink_to(Path("..data") / card.name)
+    (mount / "..data").symlink_to(stamp.name)
+    library = load_library(mount, FALLBACK)
+    assert len(library.cards) == 4

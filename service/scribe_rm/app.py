@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,13 +15,15 @@ from . import __version__
 from .auth import ApiKeyAuth, load_keys
 from .batching import ItemFailed
 from .compat import router as compat_router
+from .gaps import gap_clusters
 from .judges import Judge
+from .library import CardError
 from .limits import BodySizeLimit
 from .logs import REQUEST_ID, RequestIdMiddleware
 from .router import Route, UnknownPrototypeError
 from .sanitize import json_safe
-from .schemas import (Alternative, ErrorBody, PrototypeDetail, PrototypeList, PrototypeSummary, RouteRequest,
-                      RouteResponse, RouteResult, ScoreRequest, ScoreResponse)
+from .schemas import (Alternative, ErrorBody, GapsResponse, PrototypeDetail, PrototypeList, PrototypeSummary,
+                      ReloadResponse, RouteRequest, RouteResponse, RouteResult, ScoreRequest, ScoreResponse)
 from .scorer import OverloadedError, RequestError
 from .services import Services
 from .settings import Settings, get_settings
@@ -33,9 +35,12 @@ def create_app(settings: Settings | None = None, judge: Judge | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        loading = asyncio.create_task(services.load())
+        background = [asyncio.create_task(services.load())]
+        if settings.library_watch_s > 0:
+            background.append(asyncio.create_task(services.watch_library(settings.library_watch_s)))
         yield
-        loading.cancel()
+        for task in background:
+            task.cancel()
         await services.aclose()
 
     app = FastAPI(title="SCRIBE-RM", version=__version__, lifespan=lifespan,
@@ -44,7 +49,9 @@ def create_app(settings: Settings | None = None, judge: Judge | None = None) -> 
     app.state.services = services
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     keys = load_keys([k.get_secret_value() for k in settings.api_keys], settings.api_keys_file)
-    app.add_middleware(ApiKeyAuth, keys=keys, metrics_public=settings.metrics_public)  # before reading any body
+    admin_keys = load_keys([k.get_secret_value() for k in settings.admin_api_keys], settings.admin_api_keys_file)
+    app.add_middleware(ApiKeyAuth, keys=keys, admin_keys=admin_keys,  # before reading any body
+                       metrics_public=settings.metrics_public)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer, 413 included, carries the id
     _add_error_handlers(app)
     _add_metrics(app)
@@ -65,16 +72,18 @@ def create_app(settings: Settings | None = None, judge: Judge | None = None) -> 
 
     @app.get("/prototypes", response_model=PrototypeList, tags=["prototypes"])
     async def list_prototypes() -> PrototypeList:
-        cards = services.library.cards.values()
-        return PrototypeList(library_version=services.library.version, prototypes=[
+        library = services.library
+        cards = library.cards.values()
+        return PrototypeList(library_version=library.version, prototypes=[
             PrototypeSummary(id=c.id, name=c.name, domain=c.domain, when_to_use=c.when_to_use) for c in cards])
 
     @app.get("/prototypes/{prototype_id}", response_model=PrototypeDetail, tags=["prototypes"])
     async def get_prototype(prototype_id: str) -> PrototypeDetail:
-        card = services.library.get(prototype_id)
+        library = services.library
+        card = library.get(prototype_id)
         if card is None:
             raise HTTPException(404, detail=f"unknown prototype '{prototype_id}'")
-        return PrototypeDetail(library_version=services.library.version, prototype=card)
+        return PrototypeDetail(library_version=library.version, prototype=card)
 
     @app.post("/route", response_model=RouteResponse, tags=["scoring"])
     async def route(body: RouteRequest) -> RouteResponse:
@@ -83,25 +92,50 @@ def create_app(settings: Settings | None = None, judge: Judge | None = None) -> 
         for i, q in enumerate(body.items):
             if len(q.text) > settings.max_step_chars:
                 raise RequestError(f"item {i} has {len(q.text)} characters > max_step_chars={settings.max_step_chars}")
-        explicit = {i: services.router.explicit(q.prototype_id) for i, q in enumerate(body.items) if q.prototype_id}
+        pipeline = services.pipeline  # one library version for the whole request
+        explicit = {i: pipeline.router.explicit(q.prototype_id) for i, q in enumerate(body.items) if q.prototype_id}
         require_ready()
         todo = [i for i in range(len(body.items)) if i not in explicit]
-        routed = await services.router.route(
+        routed = await pipeline.router.route(
             [body.items[i].text for i in todo], [body.items[i].domain for i in todo])
         for i, route in zip(todo, routed):
             if isinstance(route, ItemFailed):
                 raise RequestError(f"item {i}: the text could not be embedded ({route})")
         by_index = {**explicit, **dict(zip(todo, routed))}
-        return RouteResponse(library_version=services.library.version,
+        return RouteResponse(library_version=pipeline.library.version,
                              results=[_route_result(by_index[i]) for i in range(len(body.items))])
 
     @app.post("/score", response_model=ScoreResponse, tags=["scoring"])
     async def score(body: ScoreRequest) -> ScoreResponse:
-        prepared = services.scorer.prepare(body)  # answer 4xx before 503-not-ready
+        scorer = services.scorer  # one library version for the whole request
+        prepared = scorer.prepare(body)  # answer 4xx before 503-not-ready
         require_ready()
         if body.request_id is None:
             body.request_id = REQUEST_ID.get()
-        return await services.scorer.score(body, prepared)
+        return await scorer.score(body, prepared)
+
+    @app.post("/admin/library/reload", response_model=ReloadResponse, tags=["library"],
+              responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+    async def reload_library() -> ReloadResponse:
+        """Load the library directory again and swap it in without a restart (admin key). Requests in
+        flight finish on the library they started with. An invalid library answers 422 naming the file and
+        field, and the old one keeps serving."""
+        require_ready()
+        try:
+            result = await services.reload()
+        except CardError as exc:
+            raise RequestError(f"library not reloaded, {services.library.version} keeps serving: {exc}") from exc
+        return ReloadResponse(**result.__dict__)
+
+    @app.get("/library/gaps", response_model=GapsResponse, tags=["library"])
+    async def library_gaps(domain: str | None = None, min_cluster_size: int = Query(3, ge=2),
+                           max_clusters: int = Query(12, ge=2, le=50)) -> GapsResponse:
+        """Routing texts from live traffic that no card fits well (fell back, or the best card led the
+        runner-up by less than gap_margin), sampled per domain and clustered like induction clusters."""
+        require_ready()
+        report = await gap_clusters(services.gaps, services.embedder, domain, min_cluster_size, max_clusters)
+        return GapsResponse(library_version=services.library.version, sample_size=settings.gap_sample_size,
+                            margin=settings.gap_margin, **report)
 
     app.include_router(compat_router)
     return app

@@ -179,7 +179,7 @@ def library_induce(
         center_trajectories: bool = typer.Option(True, help="Cluster each step minus its trajectory's mean "
                                                  "embedding (what the step does, not the trajectory's topic)."),
         examples_per_card: int = typer.Option(6, min=4), seed: int = typer.Option(0),
-        max_tokens: int = typer.Option(700, min=64, help="Generation budget of one drafted card.")) -> None:
+        max_tokens: int = typer.Option(1000, min=64, help="Generation budget of one drafted card.")) -> None:
     """Draft cards for the skills your trajectories exercise that the library lacks (status: draft)."""
     from .library.induce import InduceOptions, induce, summary, write_induction
     from .library.merge import MERGE_THRESHOLD

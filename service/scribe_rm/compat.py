@@ -43,16 +43,17 @@ async def openrlhf_get_reward(body: OpenRLHFRequest, request: Request) -> OpenRL
              for i, query in enumerate(body.query)]
     if len(items) > services.settings.max_items:
         raise RequestError(f"too many items: {len(items)} > max_items={services.settings.max_items}")
+    scorer = services.scorer  # one library version for the whole request
     accepted, prepared = [], []
     for item in items:  # step limits apply per item here: one oversized sample must not fail the batch
         try:
-            prepared += services.scorer.prepare(ScoreRequest(items=[item]))
+            prepared += scorer.prepare(ScoreRequest(items=[item]))
             accepted.append(item)
         except RequestError:
             pass
     results = {}
     if accepted:
-        response = await services.scorer.score(ScoreRequest(items=accepted), prepared)
+        response = await scorer.score(ScoreRequest(items=accepted), prepared)
         results = {r.id: r for r in response.results}
     rewards, ok, process = [], [], []
     for item in items:

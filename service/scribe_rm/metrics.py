@@ -27,3 +27,8 @@ STEP_SCORE = Histogram("scribe_step_score", "Expected 0-3 step score, by prototy
 LABEL_MASS = Histogram("scribe_label_mass", "Probability the judge put on the labels 0-3.", buckets=UNIT_BUCKETS)
 BUILD = Gauge("scribe_build_info", "Library version and judge model (value 1).",
               ["library_version", "judge_model", "backend"], multiprocess_mode="liveall")
+ROUTE_OUTCOMES = Counter("scribe_route_outcomes_total", "Routed texts by domain ('other': not a library domain) "
+                         "and outcome: confident, low_margin (best card within gap_margin of the runner-up), "
+                         "fallback.", ["domain", "outcome"])
+LIBRARY_RELOADS = Counter("scribe_library_reloads_total", "Library reloads by outcome: changed, unchanged, "
+                          "invalid (the old library kept serving).", ["outcome"])

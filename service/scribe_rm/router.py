@@ -30,7 +30,8 @@ from . import metrics
 from .batching import ItemFailed, MicroBatcher
 from .cache import LRUCache
 from .embedder import Embedder
-from .library import Card, Domain, Library, admits, scope_of
+from .gaps import GapSample, GapStep
+from .library import BUILTIN_DOMAINS, Card, Domain, Library, admits, scope_of
 from .settings import Settings
 
 
@@ -117,8 +118,10 @@ class Router:
     def __init__(self, library: Library, embedder: Embedder, threshold: float, top_k: int, fallback_id: str,
                  train_steps: int = 300, lexical_weight: float = 0.8, text_chars: int = 600,
                  batch_size: int = 64, window_ms: float = 5.0, anchor_cache_dir: Path | None = None,
-                 cache_size: int = 100_000, agent_threshold: float | None = None):
+                 cache_size: int = 100_000, agent_threshold: float | None = None, gaps: GapSample | None = None):
         self.library = library
+        self.gaps = gaps  # where texts no card fits well are sampled (shared across library versions)
+        self._known_domains = set(library.domains) | set(BUILTIN_DOMAINS)
         self.embedder = embedder
         # the agent scope and a library's own domains rank fewer cards, so their similarities run lower:
         # their own threshold (see settings)
@@ -136,11 +139,12 @@ class Router:
         self._batcher = MicroBatcher(self.search_sync, embedder.executor, batch_size, window_ms / 1000.0)
 
     @classmethod
-    def from_settings(cls, library: Library, embedder: Embedder, settings: Settings) -> "Router":
+    def from_settings(cls, library: Library, embedder: Embedder, settings: Settings,
+                      gaps: GapSample | None = None) -> "Router":
         return cls(library, embedder, settings.route_threshold, settings.route_top_k, settings.fallback_prototype_id,
                    settings.route_train_steps, settings.route_lexical_weight, settings.route_text_chars,
                    settings.embed_batch_size, settings.embed_window_ms, settings.anchor_cache_dir,
-                   settings.route_cache_size, settings.route_agent_threshold)
+                   settings.route_cache_size, settings.route_agent_threshold, gaps)
 
     @property
     def ready(self) -> bool:
@@ -151,7 +155,10 @@ class Router:
         # the fallback is chosen by the threshold, never by similarity
         cards = [card for card in self.library.cards.values() if card.id != self.fallback.id]
         texts = [text for card in cards for text in anchor_texts(card)]
-        embedded = dict(zip(texts, self.embedder.encode_cached_sync(texts, self.anchor_cache_dir)))
+        # on the embedder's own thread: its tokenizer must not run on two threads at once (a reload builds
+        # while requests are being routed)
+        vectors = self.embedder.executor.submit(self.embedder.encode_cached_sync, texts, self.anchor_cache_dir).result()
+        embedded = dict(zip(texts, vectors))
         # one vector per card: OpenMP threads would spin for longer than the search itself takes
         faiss.omp_set_num_threads(1)
         scopes, start = {}, 0
@@ -202,8 +209,28 @@ class Router:
             metrics.ROUTE_LOOKUPS.labels(result).inc(n)
         if counts is not None:
             counts.add(call)
-        return [row if isinstance(row, ItemFailed) else self._decide(row, domain)  # type: ignore[arg-type]
-                for row, domain in zip((rows[key] for key in keys), domains or [None] * len(texts))]
+        domains = domains or [None] * len(texts)
+        decided = [row if isinstance(row, ItemFailed) else self._decide(row, domain)  # type: ignore[arg-type]
+                   for row, domain in zip((rows[key] for key in keys), domains)]
+        self._observe(keys, domains, decided)
+        return decided
+
+    def _observe(self, keys: list[tuple[str, str, str]], domains: list[Domain | None],
+                 decided: list[Route | ItemFailed]) -> None:
+        """Count routing outcomes per domain and offer each distinct text no card fits well to the gap sample."""
+        offered = set()
+        for (_, _, text), domain, route in zip(keys, domains, decided):
+            if isinstance(route, ItemFailed) or self.gaps is None:
+                continue
+            ranked = route.alternatives
+            margin = ranked[0].similarity - ranked[1].similarity if len(ranked) > 1 else None
+            outcome = self.gaps.outcome(route.fallback, margin)
+            label = domain if domain is None or domain in self._known_domains else "other"  # bounded label set
+            metrics.ROUTE_OUTCOMES.labels(label or "none", outcome).inc()
+            if outcome != "confident" and (text, domain) not in offered:
+                offered.add((text, domain))
+                self.gaps.offer(GapStep(text, label, outcome, ranked[0].card_id if ranked else None,
+                                        route.similarity, None if margin is None else round(margin, 6)))
 
     def search_sync(self, texts: list[str]) -> list[np.ndarray]:
         """Each text's row: its similarity to every card of each scope, scope after scope in card order.

@@ -238,6 +238,39 @@ class ErrorBody(BaseModel):
     detail: Any
 
 
+# ---------- library life cycle ----------
+
+class ReloadResponse(BaseModel):
+    previous_version: str
+    library_version: str
+    cards: int
+    changed: bool = Field(description="False when the directory's cards are the ones already serving.")
+
+
+class NearestCount(BaseModel):
+    card_id: str | None
+    count: int
+
+
+class GapCluster(BaseModel):
+    size: int
+    domains: dict[str, int]
+    reasons: dict[str, int] = Field(description="fallback / low_margin counts.")
+    nearest_cards: list[NearestCount] = Field(description="The best-ranked cards of its texts, most common first.")
+    examples: list[str] = Field(description="The most central texts.")
+    texts: list[str]
+
+
+class GapsResponse(BaseModel):
+    library_version: str
+    sample_size: int = Field(description="Texts kept per domain (SCRIBE_GAP_SAMPLE_SIZE; 0: sampling off).")
+    margin: float
+    seen: dict[str, int] = Field(description="Gap texts seen per domain since start-up.")
+    sampled: int
+    clusters: list[GapCluster]
+    unclustered: int
+
+
 # ---------- trainer compatibility ----------
 
 class OpenRLHFRequest(CleanInput):

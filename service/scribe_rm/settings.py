@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     fallback_prototype_id: str = "general.step_validity"
     on_invalid_card: Literal["fail", "skip"] = "fail"
     load_draft_cards: bool = False  # also serve cards with status "draft" (induced, not yet accepted)
+    library_watch_s: float = Field(0.0, ge=0)  # poll the library directory and reload on change; 0: off
+
+    # --- coverage gaps (texts no card fits well, sampled from live traffic) ---
+    gap_sample_size: int = Field(1000, ge=0)  # texts kept per domain (reservoir); 0: keep nothing
+    gap_margin: float = Field(0.02, ge=0)  # best card within this similarity of the runner-up: a gap
+    gap_seed: int = 0
 
     # --- embedder + router ---
     embedder_model: EmbedderName = "all-mpnet-base-v2"  # a bundled embedder ...
@@ -80,6 +86,9 @@ class Settings(BaseSettings):
     judge_retries: int = Field(3, ge=0)
     judge_seed: int = 0
     split_llm_max_tokens: int = Field(1024, ge=64)  # budget of one split-mode-llm decomposition
+    # for the JSON the judge model writes (decompositions, drafted cards). SmolLM2-135M loops ("1.1.1...")
+    # until max_tokens without it (4 of 6 drafts on examples/induce); a strong judge wants 1.0-1.1
+    judge_json_repetition_penalty: float = Field(1.3, ge=1.0, le=2.0)
     judge_max_pending: int = Field(4096, ge=1)  # bound on queued judge calls (backpressure)
 
     # --- prompt ---
@@ -113,6 +122,8 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = []  # comma-separated; empty: no auth
     api_keys_file: Path | None = None  # a mounted secret, one key per line
     metrics_public: bool = True  # /metrics without a key (Prometheus scraping)
+    admin_api_keys: Annotated[list[SecretStr], NoDecode] = []  # for /admin/*; none set: /admin/* answers 403
+    admin_api_keys_file: Path | None = None
 
     # --- server ---
     host: str = "127.0.0.1"
@@ -120,8 +131,10 @@ class Settings(BaseSettings):
     log_json: bool = False
     log_level: str = "INFO"
 
-    _split_lists = field_validator("judge_base_urls", "judge_score_token_ids", "api_keys", mode="before")(_split_csv)
-    _optional_paths = field_validator("embedder_model_dir", "anchor_cache_dir", "api_keys_file", mode="before")(_empty_is_none)
+    _split_lists = field_validator("judge_base_urls", "judge_score_token_ids", "api_keys", "admin_api_keys",
+                                   mode="before")(_split_csv)
+    _optional_paths = field_validator("embedder_model_dir", "anchor_cache_dir", "api_keys_file", "admin_api_keys_file",
+                                      mode="before")(_empty_is_none)
 
     @field_validator("judge_base_urls")
     @classmethod

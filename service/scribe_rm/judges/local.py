@@ -16,9 +16,10 @@ from .base import LABELS, JudgeError, parse_json_reply
 
 
 class LocalJudge:
-    def __init__(self, model_dir: Path, device: str = "cpu"):
+    def __init__(self, model_dir: Path, device: str = "cpu", json_repetition_penalty: float = 1.0):
         self.model_dir = Path(model_dir)
         self.device = device
+        self.json_repetition_penalty = json_repetition_penalty
         self.model_name = f"local:{self.model_dir.name}"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-judge")
         self._model = None
@@ -84,6 +85,7 @@ class LocalJudge:
         inputs = self._tokenizer(prompt, add_special_tokens=False, return_tensors="pt").to(self.device)
         with torch.inference_mode():
             output = self._model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False,
+                                          repetition_penalty=self.json_repetition_penalty,
                                           logits_processor=[LogitsProcessor(self._grammars[key])])
         text = self._tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
         return parse_json_reply(text, max_tokens)

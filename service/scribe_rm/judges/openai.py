@@ -112,6 +112,7 @@ class OpenAIJudge:
         """Greedy decoding under vLLM structured outputs with a JSON schema."""
         body = {"model": self.model_name, "messages": messages, "max_completion_tokens": max_tokens,
                 "temperature": 0, "seed": self.settings.judge_seed, "structured_outputs": {"json": schema},
+                "repetition_penalty": self.settings.judge_json_repetition_penalty,
                 "chat_template_kwargs": {"enable_thinking": False}}
         data = await self._post("/v1/chat/completions", body)
         try:

@@ -12,7 +12,7 @@ from ..judges import Judge
 from .cards import Card, Provenance, validate_card
 from .decompose import Unit
 
-# Lengths bound the reply (about 500 tokens at most), so a model stuck repeating itself still closes the JSON.
+# Lengths bound the reply, so that a model repeating itself still closes the JSON within max_tokens.
 _TEXT = {"type": "string", "minLength": 3, "maxLength": 160}
 DRAFT_SCHEMA = {
     "type": "object",
@@ -89,7 +89,7 @@ def build_draft(reply: dict, central: list[Unit], domain: str, taken: set[str], 
 
 async def distill(judge: Judge, central: list[Unit], domain: str, taken: set[str], source: str,
                   cluster_size: int, member_ids: list[str], n_prompt: int = 8, n_examples: int = 6,
-                  max_tokens: int = 700) -> Card:
+                  max_tokens: int = 1000) -> Card:
     """Draft one card from a cluster (members ordered most central first). Raises JudgeError or CardError."""
     reply = await judge.generate_json(draft_messages(central[:n_prompt], domain), DRAFT_SCHEMA, max_tokens)
     provenance = Provenance(source=source, cluster_size=cluster_size, member_ids=member_ids,

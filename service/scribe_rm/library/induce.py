@@ -39,7 +39,7 @@ class InduceOptions:
     merge_threshold: float = MERGE_THRESHOLD
     examples_per_card: int = 6
     seed: int = 0
-    max_tokens: int = 700
+    max_tokens: int = 1000
     center_trajectories: bool = True  # cluster what a step does, not its trajectory's topic (centered_by_item)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -25,7 +26,25 @@ def load_card(path: Path) -> Card:
 
 
 def card_paths(directory: Path) -> list[Path]:
-    return sorted(directory.rglob("*.yaml")) + sorted(directory.rglob("*.yml"))
+    """Every *.yaml / *.yml below `directory`, following directory symlinks, skipping hidden names: a mounted
+    Kubernetes ConfigMap holds each file twice more under `..data/` and `..<timestamp>/`."""
+    paths = []
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        paths += [Path(root) / f for f in sorted(files) if f.endswith((".yaml", ".yml")) and not f.startswith(".")]
+    return sorted(paths)
+
+
+def library_fingerprint(directory: Path) -> tuple:
+    """Changes when a card file is added, removed or rewritten (ConfigMap updates swap the files)."""
+    entries = []
+    for path in card_paths(directory):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        entries.append((str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino))
+    return tuple(entries)
 
 
 @dataclass(frozen=True)

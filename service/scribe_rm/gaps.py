@@ -1,0 +1,97 @@
+"""Coverage gaps from live traffic: a bounded sample of the routing texts that no card fits well (they fell
+back, or the best card beat the runner-up by less than `margin`), one reservoir per domain, and their
+clusters for `GET /library/gaps`. Only the routing text, its domain and the routing outcome are kept,
+never request metadata; `SCRIBE_GAP_SAMPLE_SIZE=0` keeps nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .embedder import Embedder
+
+Outcome = Literal["confident", "low_margin", "fallback"]
+
+
+@dataclass(frozen=True)
+class GapStep:
+    text: str
+    domain: str | None
+    reason: Literal["low_margin", "fallback"]
+    nearest: str | None  # the best-ranked card (the fallback judged it if reason is "fallback")
+    similarity: float | None
+    margin: float | None  # best minus runner-up similarity
+
+
+class GapSample:
+    """Reservoir sampling (Algorithm R) per domain: each gap seen so far is kept with equal probability,
+    at most `size` per domain, whatever the traffic."""
+
+    def __init__(self, size: int, margin: float, seed: int = 0):
+        self.size = size
+        self.margin = margin
+        self._rng = random.Random(seed)
+        self._kept: dict[str, list[GapStep]] = {}
+        self._seen: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def outcome(self, fallback: bool, margin: float | None) -> Outcome:
+        if fallback:
+            return "fallback"
+        return "low_margin" if margin is not None and margin < self.margin else "confident"
+
+    def offer(self, step: GapStep) -> None:
+        if self.size <= 0:
+            return
+        key = step.domain or "-"
+        with self._lock:
+            self._seen[key] += 1
+            kept = self._kept.setdefault(key, [])
+            if len(kept) < self.size:
+                kept.append(step)
+            else:
+                slot = self._rng.randrange(self._seen[key])
+                if slot < self.size:
+                    kept[slot] = step
+
+    def steps(self, domain: str | None = None) -> list[GapStep]:
+        with self._lock:
+            if domain is not None:
+                return list(self._kept.get(domain, []))
+            return [step for kept in self._kept.values() for step in kept]
+
+    def seen(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._seen)
+
+
+async def gap_clusters(sample: GapSample, embedder: "Embedder", domain: str | None, min_size: int, max_k: int,
+                       examples: int = 3) -> dict:
+    """The sampled gaps clustered as induction clusters steps (same embedder, same k-means and k choice)."""
+    from .library.cluster import by_centrality, cluster_vectors
+
+    steps = sample.steps(domain)
+    report: dict = {"seen": sample.seen(), "sampled": len(steps), "clusters": [], "unclustered": len(steps)}
+    if len(steps) < min_size:
+        return report
+    vectors = await asyncio.get_running_loop().run_in_executor(
+        embedder.executor, embedder.encode_sync, [step.text for step in steps])
+    clustering = cluster_vectors(vectors, min_size, max_k)
+    for cluster in clustering.clusters:
+        members = [steps[i] for i in by_centrality(vectors, clustering.members(cluster))]
+        report["clusters"].append({
+            "size": len(members),
+            "domains": dict(Counter(m.domain or "-" for m in members)),
+            "reasons": dict(Counter(m.reason for m in members)),
+            "nearest_cards": [{"card_id": c, "count": n} for c, n in Counter(m.nearest for m in members).most_common(3)],
+            "examples": [m.text for m in members[:examples]],
+            "texts": [m.text for m in members],
+        })
+    report["clusters"].sort(key=lambda c: -c["size"])
+    report["unclustered"] = int((clustering.labels < 0).sum())
+    return report
