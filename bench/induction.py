@@ -92,6 +92,11 @@ def main() -> None:
     b, a = result["heldout_before"], result["heldout_after"]
     print(f"held-out phrasings ({b['n']}): accuracy {b['accuracy']} -> {a['accuracy']}, "
           f"fallback {b['fallback_rate']} -> {a['fallback_rate']}")
+    result["table"] = [{"measure": "cluster purity", "value": q["purity"]}, {"measure": "cluster ARI", "value": q["ari"]},
+                       {"measure": "held-out accuracy before", "value": b["accuracy"]},
+                       {"measure": "held-out accuracy after", "value": a["accuracy"]}]
+    for row in result["table"]:
+        print(f"{row['measure']}: {row['value']}")
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(result, indent=2) + "\n")
 

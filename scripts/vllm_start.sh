@@ -17,7 +17,9 @@ if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
   echo "vLLM already running (pid $(cat "$PIDFILE"))"; exit 0
 fi
 # CPU defaults; a GPU deployment passes its own flags in SCRIBE_VLLM_ARGS (see README).
-DEFAULT_ARGS="--dtype bfloat16 --max-model-len 2048"
+# compact JSON under structured outputs (library induction): with free whitespace a small model emits
+# newlines until max_tokens, and vLLM takes this only as a server setting
+DEFAULT_ARGS="--dtype bfloat16 --max-model-len 2048 --structured-outputs-config={\"backend\":\"xgrammar\",\"disable_any_whitespace\":true}"
 export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-2}
 started=$(date +%s)
 setsid "$VENV/bin/python" -m vllm.entrypoints.openai.api_server --model "$MODEL" --served-model-name judge \

@@ -89,3 +89,13 @@ def test_grpo_bench_saves_calls_by_dedup_and_cache_and_vllm_agrees(tmp_path):
         assert step["hits"] + step["misses"] + step["deduplicated"] == step["steps"]
     # one vLLM request per judge call made: nothing judged twice, nothing retried
     assert result["vllm_delta"]["request_success"] == first["misses"] + second["misses"]
+
+
+@pytest.mark.model
+def test_induction_bench_recovers_the_planted_skills_and_routes_held_out_phrasings_to_them(tmp_path):
+    """The shipped example end to end on the embedded judge: induce, accept, route the held-out phrasings."""
+    result = run_bench(tmp_path, "induction.py", "--out", str(tmp_path / "induce"))
+    assert result["k"] == 6 and result["quality"]["ari"] >= 0.8 and result["quality"]["purity"] >= 0.9
+    assert result["heldout_before"]["fallback_rate"] == 1.0  # the library has no data_analysis card yet
+    assert result["heldout_after"]["accuracy"] >= 0.75 and result["heldout_after"]["fallback_rate"] <= 0.1
+    assert (tmp_path / "induce" / "report.png").stat().st_size > 0

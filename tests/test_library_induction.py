@@ -44,7 +44,7 @@ class JsonJudge(ScriptedJudge):
         self.replies = list(replies)
         self.json_calls: list[tuple[list[dict], dict]] = []
 
-    async def generate_json(self, messages, schema, max_tokens):
+    async def generate_json(self, messages, schema, max_tokens, repetition_penalty=1.0):
         self.json_calls.append((messages, schema))
         reply = self.replies.pop(0)
         if isinstance(reply, Exception):

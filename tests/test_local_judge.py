@@ -25,7 +25,7 @@ def model_dir(settings):
 
 @pytest.fixture
 async def judge(model_dir):
-    j = LocalJudge(model_dir, json_repetition_penalty=1.3)
+    j = LocalJudge(model_dir)
     await j.start()
     yield j
     await j.aclose()
@@ -81,14 +81,15 @@ async def test_generate_json_follows_the_schema_under_constrained_decoding(judge
     """xgrammar masks every token the schema forbids, so even a 135M model's reply is schema-valid JSON."""
     import jsonschema
 
-    from scribe_rm.library.decompose import SPAN_SCHEMA, decompose_messages
+    from scribe_rm.library.decompose import SPAN_SCHEMA, decompose_messages, span_schema
     from scribe_rm.library.distill import DRAFT_SCHEMA, draft_messages
     from scribe_rm.library.decompose import Unit
 
-    spans = await judge.generate_json(decompose_messages("Load the file.\n\nDrop empty rows."), SPAN_SCHEMA, 400)
+    response = "Load the file.\n\nDrop empty rows."
+    spans = await judge.generate_json(decompose_messages(response), span_schema(response), 300)
     jsonschema.validate(spans, SPAN_SCHEMA)
     members = [Unit(f"x#{i}", f"Join table {c} to the orders on its key.", None, "data_analysis") for i, c in enumerate("ABC")]
-    draft = await judge.generate_json(draft_messages(members, "data_analysis"), DRAFT_SCHEMA, 700)
+    draft = await judge.generate_json(draft_messages(members, "data_analysis"), DRAFT_SCHEMA, 1000, 1.3)
     jsonschema.validate(draft, DRAFT_SCHEMA)
     with pytest.raises(JudgeError, match="not complete JSON"):  # cut before the JSON closes: refused, not repaired
         await judge.generate_json(draft_messages(members, "data_analysis"), DRAFT_SCHEMA, 8)

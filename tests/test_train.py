@@ -44,3 +44,32 @@ def test_two_grpo_steps_through_the_service(tmp_path):
         assert r["skill_scores"] and 0 <= r["fallback_rate"] <= 1
     assert (tmp_path / "skill_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "rewards arrived from SCRIBE-RM" in run.stdout
+
+
+def test_grpo_refreshes_the_library_from_gaps_and_marks_it(tmp_path, settings):
+    """--refresh-every 1 --auto-accept: after each step the loop drafts cards from the service's gaps
+    (texts sent without a domain; SCRIBE_GAP_MARGIN=0.5 makes most routed steps gaps), accepts them into the
+    service's library, reloads it, and the dynamics log carries each refresh with the library version."""
+    import shutil
+
+    library = tmp_path / "library"
+    shutil.copytree(settings.prototypes_dir, library)
+    env = {"SCRIBE_PROTOTYPES_DIR": str(library), "SCRIBE_ADMIN_API_KEYS": "adm", "SCRIBE_GAP_MARGIN": "0.5"}
+    with running_service(**env) as url:
+        run = subprocess.run(
+            [sys.executable, "-m", "scribe_client.train.grpo", "--service-url", url, "--max-steps", "2",
+             "--out-dir", str(tmp_path / "run"), "--batch-size", "2", "--num-generations", "2",
+             "--max-completion-length", "40", "--refresh-every", "1", "--auto-accept", "--library-dir", str(library),
+             "--admin-key", "adm"],
+            cwd=REPO, capture_output=True, text=True, timeout=1500)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    lines = [json.loads(line) for line in (tmp_path / "run" / "dynamics.jsonl").read_text().splitlines()]
+    refreshes = [r for r in lines if r.get("event") == "library_refresh"]
+    steps = [r for r in lines if "event" not in r]
+    assert [r["step"] for r in refreshes] == [1, 2] and len(steps) == 2
+    assert steps[1]["library_version"] == refreshes[0]["library_version"]  # step 2 scored after refresh 1
+    assert "library refresh at step 1" in run.stdout
+    accepted = [r for r in refreshes if r["accepted"]]  # step 1 may not have 4 gap texts yet; step 2 has
+    assert accepted and all(r["accepted"] == r["drafts"] for r in accepted)
+    assert refreshes[-1]["library_version"] != steps[0]["library_version"]
+    assert all(card.startswith("tool_use.") for r in accepted for card in r["accepted"])

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import REPO
 from scribe_rm.judges.openai import OpenAIJudge
-from scribe_rm.library.decompose import SPAN_SCHEMA, Unit, decompose_messages
+from scribe_rm.library.decompose import SPAN_SCHEMA, Unit, decompose_messages, span_schema
 from scribe_rm.library.distill import DRAFT_SCHEMA, draft_messages
 from scribe_rm.settings import Settings
 
@@ -29,11 +29,12 @@ async def test_structured_outputs_give_schema_valid_spans_and_drafts():
     judge = OpenAIJudge(Settings(judge_backend="openai", judge_base_urls=[VLLM_URL], judge_model="judge",
                                  judge_timeout_s=300))
     try:
-        spans = await judge.generate_json(decompose_messages("Load the file.\n\nDrop empty rows."), SPAN_SCHEMA, 300)
+        response = "Load the file.\n\nDrop empty rows."
+        spans = await judge.generate_json(decompose_messages(response), span_schema(response), 1024)
         jsonschema.validate(spans, SPAN_SCHEMA)
         members = [Unit(f"x#{i}", f"Join table {c} to the orders on its key.", None, "data_analysis")
                    for i, c in enumerate("ABC")]
-        draft = await judge.generate_json(draft_messages(members, "data_analysis"), DRAFT_SCHEMA, 700)
+        draft = await judge.generate_json(draft_messages(members, "data_analysis"), DRAFT_SCHEMA, 1000, 1.3)
         jsonschema.validate(draft, DRAFT_SCHEMA)
     finally:
         await judge.aclose()

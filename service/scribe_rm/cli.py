@@ -165,13 +165,19 @@ def _read_items(file: Path) -> list:
 
 @library_app.command("induce")
 def library_induce(
-        trajectories: Path = typer.Argument(..., exists=True, help="JSONL of score items (steps, response or messages)."),
+        trajectories: Optional[Path] = typer.Argument(None, exists=True, help="JSONL of score items (steps, "
+                                                      "response or messages)."),
+        from_gaps: Optional[str] = typer.Option(None, help="Instead of a file: a running service's URL; drafts "
+                                                "cards from its GET /library/gaps."),
+        gaps_domain: Optional[str] = typer.Option(None, help="With --from-gaps: whose gaps ('none': texts sent "
+                                                  "without a domain). Default: --domain."),
+        api_key: Optional[str] = typer.Option(None, envvar="SCRIBE_CLIENT_API_KEY", help="Key for --from-gaps."),
         out: Path = typer.Option(..., help="Directory for the draft cards, patches.json and the report."),
         domain: Optional[str] = typer.Option(None, help="Domain of the steps and the new cards (default: the items')."),
         decompose: str = typer.Option("rule", help="rule: the scoring split; llm: the judge cuts free-form responses."),
         split_mode: str = typer.Option("auto", help="Split mode for responses (as on /score)."),
         include_covered: bool = typer.Option(False, help="Also cluster steps that already route to a card."),
-        min_cluster_size: int = typer.Option(3, min=2),
+        min_cluster_size: int = typer.Option(4, min=2, help="Smallest cluster drafted (a card needs 4 examples)."),
         max_clusters: int = typer.Option(12, min=2, help="Largest k the silhouette choice tries."),
         clusters: Optional[int] = typer.Option(None, min=1, help="Use this k instead of choosing it."),
         merge_threshold: Optional[float] = typer.Option(None, help="Cosine to an existing card above which a "
@@ -181,13 +187,22 @@ def library_induce(
         examples_per_card: int = typer.Option(6, min=4), seed: int = typer.Option(0),
         max_tokens: int = typer.Option(1000, min=64, help="Generation budget of one drafted card.")) -> None:
     """Draft cards for the skills your trajectories exercise that the library lacks (status: draft)."""
-    from .library.induce import InduceOptions, induce, summary, write_induction
+    from .library.induce import InduceOptions, fetch_gap_items, induce, summary, write_induction
     from .library.merge import MERGE_THRESHOLD
     from .schemas import SplitOptions
 
-    items = _read_items(trajectories)
-    options = InduceOptions(source=str(trajectories), domain=domain, decompose=decompose,  # type: ignore[arg-type]
-                            split=SplitOptions(mode=split_mode), include_covered=include_covered,  # type: ignore[arg-type]
+    if (trajectories is None) == (from_gaps is None):
+        raise typer.BadParameter("give a trajectories file or --from-gaps URL (one of them)")
+    if from_gaps and not domain:
+        raise typer.BadParameter("--from-gaps needs --domain: the domain whose gaps to draft cards for")
+    items = _read_items(trajectories) if trajectories else asyncio.run(fetch_gap_items(from_gaps, gaps_domain or domain, domain, api_key))
+    if not items:
+        console.print("no gaps to induce from: every sampled step routes confidently")
+        raise typer.Exit(0)
+    options = InduceOptions(source=str(trajectories or f"{from_gaps}/library/gaps"), domain=domain, decompose=decompose,  # type: ignore[arg-type]
+                            split=SplitOptions(mode=split_mode),  # type: ignore[arg-type]
+                            # gaps are steps the service found poorly covered, low-margin ones included
+                            include_covered=include_covered or from_gaps is not None,
                             min_cluster_size=min_cluster_size, max_clusters=max_clusters, clusters=clusters,
                             merge_threshold=MERGE_THRESHOLD if merge_threshold is None else merge_threshold,
                             examples_per_card=examples_per_card, seed=seed, max_tokens=max_tokens,

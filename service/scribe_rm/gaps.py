@@ -32,6 +32,8 @@ class GapSample:
     """Reservoir sampling (Algorithm R) per domain: each gap seen so far is kept with equal probability,
     at most `size` per domain, whatever the traffic."""
 
+    MAX_DOMAINS = 64  # reservoirs kept; texts of further domains share one under "other"
+
     def __init__(self, size: int, margin: float, seed: int = 0):
         self.size = size
         self.margin = margin
@@ -48,8 +50,10 @@ class GapSample:
     def offer(self, step: GapStep) -> None:
         if self.size <= 0:
             return
-        key = step.domain or "-"
+        key = step.domain or "none"  # texts sent without a domain
         with self._lock:
+            if key not in self._seen and len(self._seen) >= self.MAX_DOMAINS:
+                key = "other"
             self._seen[key] += 1
             kept = self._kept.setdefault(key, [])
             if len(kept) < self.size:
@@ -86,7 +90,7 @@ async def gap_clusters(sample: GapSample, embedder: "Embedder", domain: str | No
         members = [steps[i] for i in by_centrality(vectors, clustering.members(cluster))]
         report["clusters"].append({
             "size": len(members),
-            "domains": dict(Counter(m.domain or "-" for m in members)),
+            "domains": dict(Counter(m.domain or "none" for m in members)),
             "reasons": dict(Counter(m.reason for m in members)),
             "nearest_cards": [{"card_id": c, "count": n} for c, n in Counter(m.nearest for m in members).most_common(3)],
             "examples": [m.text for m in members[:examples]],

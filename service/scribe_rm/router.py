@@ -229,7 +229,7 @@ class Router:
             metrics.ROUTE_OUTCOMES.labels(label or "none", outcome).inc()
             if outcome != "confident" and (text, domain) not in offered:
                 offered.add((text, domain))
-                self.gaps.offer(GapStep(text, label, outcome, ranked[0].card_id if ranked else None,
+                self.gaps.offer(GapStep(text, domain, outcome, ranked[0].card_id if ranked else None,
                                         route.similarity, None if margin is None else round(margin, 6)))
 
     def search_sync(self, texts: list[str]) -> list[np.ndarray]:

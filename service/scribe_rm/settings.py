@@ -86,9 +86,10 @@ class Settings(BaseSettings):
     judge_retries: int = Field(3, ge=0)
     judge_seed: int = 0
     split_llm_max_tokens: int = Field(1024, ge=64)  # budget of one split-mode-llm decomposition
-    # for the JSON the judge model writes (decompositions, drafted cards). SmolLM2-135M loops ("1.1.1...")
-    # until max_tokens without it (4 of 6 drafts on examples/induce); a strong judge wants 1.0-1.1
-    judge_json_repetition_penalty: float = Field(1.3, ge=1.0, le=2.0)
+    # for the cards the judge model drafts in library induction. SmolLM2-135M loops ("1.1.1...") until
+    # max_tokens without it (4 of 6 drafts on examples/induce); a strong judge wants 1.0-1.1. Never used
+    # for decompositions: both backends penalize prompt tokens too, and those must be copied verbatim.
+    distill_repetition_penalty: float = Field(1.3, ge=1.0, le=2.0)
     judge_max_pending: int = Field(4096, ge=1)  # bound on queued judge calls (backpressure)
 
     # --- prompt ---

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 
 class DynamicsLog:
@@ -15,6 +15,15 @@ class DynamicsLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text("")
         self.records: List[Dict[str, Any]] = []
+        self.refreshes: List[Dict[str, Any]] = []
+        self.library_version: Optional[str] = None  # set by refresh.py: the version records are scored with
+
+    def mark_refresh(self, event: Dict[str, Any]) -> None:
+        """A library refresh (refresh.py): written to the log as {"event": "library_refresh", ...}."""
+        self.refreshes.append(event)
+        self.library_version = event["library_version"]
+        with self.path.open("a") as sink:
+            sink.write(json.dumps({"event": "library_refresh", **event}) + "\n")
 
     def add(self, results: List[Dict[str, Any]], **kwargs: Any) -> None:
         """An `on_results` hook for make_trl_reward: one record per reward call (one per training step)."""
@@ -35,6 +44,7 @@ class DynamicsLog:
             "fallback_rate": sum(s["fallback"] for s in steps) / len(steps) if steps else None,
             "skill_scores": {k: sum(v) / len(v) for k, v in sorted(per_skill.items())},
             "skill_counts": {k: len(v) for k, v in sorted(per_skill.items())},
+            "library_version": self.library_version,
         }
         self.records.append(record)
         with self.path.open("a") as sink:
@@ -49,7 +59,9 @@ def plot(jsonl: Path, png: Path, top_k: int = 8) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    records = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    records = [r for r in lines if "event" not in r]
+    refreshes = [r for r in lines if r.get("event") == "library_refresh"]
     counts: Dict[str, int] = defaultdict(int)
     for r in records:
         for skill, n in r["skill_counts"].items():
@@ -64,6 +76,11 @@ def plot(jsonl: Path, png: Path, top_k: int = 8) -> Path:
     for skill in skills:
         points = [(r["step"], r["skill_scores"][skill]) for r in records if skill in r["skill_scores"]]
         bottom.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=skill)
+    for refresh in refreshes:  # each library refresh, labelled with the version it loaded
+        for axis in (top, bottom):
+            axis.axvline(refresh["step"], color="grey", linestyle="--", linewidth=1)
+        top.annotate(f"library {refresh['library_version']}", (refresh["step"], 1.0), xycoords=("data", "axes fraction"),
+                     fontsize=7, rotation=90, va="top", ha="right")
     bottom.set_xlabel("training step")
     bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     bottom.set_ylabel("mean step score (0-1)")

@@ -36,6 +36,13 @@ def train(
     use_vllm: bool = typer.Option(False, help="Generate with TRL's vLLM integration (GPU)."),
     timeout_s: float = typer.Option(600.0, help="Per reward call; the service answers before it."),
     seed: int = typer.Option(0),
+    refresh_every: int = typer.Option(0, min=0, help="Every N steps, draft cards from the service's coverage "
+                                      "gaps and (with --auto-accept) reload the service with them; 0: off."),
+    refresh_domain: str = typer.Option("tool_use", help="The domain whose gaps the refresh drafts cards for."),
+    auto_accept: bool = typer.Option(False, help="Accept drafted cards without review (demos); default: drafts "
+                                     "are left in out_dir/refresh-N for review."),
+    library_dir: Optional[Path] = typer.Option(None, help="The service's library directory (for --auto-accept)."),
+    admin_key: Optional[str] = typer.Option(None, envvar="SCRIBE_ADMIN_API_KEY", help="For the reload."),
 ) -> None:
     import torch
     from datasets import Dataset
@@ -59,11 +66,21 @@ def train(
         learning_rate=learning_rate, logging_steps=1, save_strategy="no", report_to="none", seed=seed,
         bf16=gpu, use_cpu=not gpu, use_vllm=use_vllm,
     )
-    trainer = GRPOTrainer(model=str(model), reward_funcs=[reward], args=args, train_dataset=dataset)
+    callbacks = []
+    if refresh_every:
+        from .refresh import LibraryRefresh
+
+        callbacks.append(LibraryRefresh(service_url, refresh_every, out_dir, refresh_domain, log, library_dir,
+                                        auto_accept, admin_key))
+    trainer = GRPOTrainer(model=str(model), reward_funcs=[reward], args=args, train_dataset=dataset,
+                          callbacks=callbacks)
     trainer.train()
     png = plot(log.path, out_dir / "skill_curves.png")
     arrived = sum(r["n_samples"] - r["failed"] for r in log.records)
     typer.echo(f"trained {max_steps} steps; {arrived} rewards arrived from SCRIBE-RM; log {log.path}; plot {png}")
+    for event in log.refreshes:
+        typer.echo(f"library refresh at step {event['step']}: {len(event['drafts'])} drafts, "
+                   f"{len(event['accepted'])} accepted, library {event['library_version']}")
 
 
 if __name__ == "__main__":

@@ -15,4 +15,4 @@ def make_judge(settings: Settings) -> Judge:
         return OpenAIJudge(settings)
     from .local import LocalJudge
 
-    return LocalJudge(settings.judge_model_dir, settings.judge_device, settings.judge_json_repetition_penalty)
+    return LocalJudge(settings.judge_model_dir, settings.judge_device)

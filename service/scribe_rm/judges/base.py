@@ -26,7 +26,8 @@ class Judge(Protocol):
     async def label_logprobs(self, messages: list[dict[str, str]]) -> list[float]:
         """Log-probabilities of the four labels as the next token (-inf where absent). Raises JudgeError."""
 
-    async def generate_json(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> Any:
+    async def generate_json(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int,
+                            repetition_penalty: float = 1.0) -> Any:
         """A reply decoded under `schema` (constrained decoding, greedy), parsed. Raises JudgeError, e.g.
         when the reply is cut at max_tokens before the JSON closes. Used by library induction."""
 

@@ -16,10 +16,9 @@ from .base import LABELS, JudgeError, parse_json_reply
 
 
 class LocalJudge:
-    def __init__(self, model_dir: Path, device: str = "cpu", json_repetition_penalty: float = 1.0):
+    def __init__(self, model_dir: Path, device: str = "cpu"):
         self.model_dir = Path(model_dir)
         self.device = device
-        self.json_repetition_penalty = json_repetition_penalty
         self.model_name = f"local:{self.model_dir.name}"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-judge")
         self._model = None
@@ -68,7 +67,8 @@ class LocalJudge:
         except Exception as exc:  # a model failure is a judge failure for the item, not a server crash
             raise JudgeError(f"local judge failed: {type(exc).__name__}: {exc}") from exc
 
-    def _generate_json(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> Any:
+    def _generate_json(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int,
+                       repetition_penalty: float) -> Any:
         import json
 
         import torch
@@ -85,17 +85,18 @@ class LocalJudge:
         inputs = self._tokenizer(prompt, add_special_tokens=False, return_tensors="pt").to(self.device)
         with torch.inference_mode():
             output = self._model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False,
-                                          repetition_penalty=self.json_repetition_penalty,
+                                          repetition_penalty=repetition_penalty,
                                           logits_processor=[LogitsProcessor(self._grammars[key])])
         text = self._tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
         return parse_json_reply(text, max_tokens)
 
-    async def generate_json(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> Any:
+    async def generate_json(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int,
+                            repetition_penalty: float = 1.0) -> Any:
         if self._model is None:
             raise JudgeError("local judge is not loaded")
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._generate_json, messages, schema, max_tokens)
+                self._executor, self._generate_json, messages, schema, max_tokens, repetition_penalty)
         except JudgeError:
             raise
         except Exception as exc:

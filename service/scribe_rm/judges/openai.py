@@ -108,11 +108,15 @@ class OpenAIJudge:
         data = await self._post("/v1/chat/completions", self.request_body(messages))
         return parse_label_logprobs(data)
 
-    async def generate_json(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> Any:
-        """Greedy decoding under vLLM structured outputs with a JSON schema."""
+    async def generate_json(self, messages: list[dict[str, str]], schema: dict[str, Any], max_tokens: int,
+                            repetition_penalty: float = 1.0) -> Any:
+        """Greedy decoding under vLLM structured outputs with a JSON schema. Start vLLM with
+        `--structured-outputs-config={"backend":"xgrammar","disable_any_whitespace":true}` (vllm_start.sh
+        does): with free whitespace a small model can emit newlines until max_tokens, and vLLM 0.32 takes
+        compact JSON only as a server setting."""
         body = {"model": self.model_name, "messages": messages, "max_completion_tokens": max_tokens,
                 "temperature": 0, "seed": self.settings.judge_seed, "structured_outputs": {"json": schema},
-                "repetition_penalty": self.settings.judge_json_repetition_penalty,
+                "repetition_penalty": repetition_penalty,
                 "chat_template_kwargs": {"enable_thinking": False}}
         data = await self._post("/v1/chat/completions", body)
         try:

@@ -7,6 +7,8 @@ the rule-based split is used and the miss is counted."""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 
 from ..judges import Judge, JudgeError
@@ -73,9 +75,20 @@ def decompose_messages(response: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": DECOMPOSE_INSTRUCTIONS}, {"role": "user", "content": response}]
 
 
+def span_schema(response: str) -> dict:
+    """SPAN_SCHEMA bounded by the response, so that a model that rambles still closes the JSON: each span
+    no longer than the response, and no more spans than the response has lines and sentence ends (steps
+    end there; a finer cut is not wanted)."""
+    schema = json.loads(json.dumps(SPAN_SCHEMA))
+    spans = schema["properties"]["spans"]
+    spans["items"]["properties"]["text"]["maxLength"] = max(1, len(response))
+    spans["maxItems"] = max(1, min(spans["maxItems"], len(re.findall(r"[.!?](?:\s|$)|\n+", response.strip())) + 1))
+    return schema
+
+
 async def llm_segments(judge: Judge, response: str, max_tokens: int) -> list[Segment]:
     """The judge model's verbatim decomposition. Raises SpanError or JudgeError when it cannot be used."""
-    reply = await judge.generate_json(decompose_messages(response), SPAN_SCHEMA, max_tokens)
+    reply = await judge.generate_json(decompose_messages(response), span_schema(response), max_tokens)
     return verbatim_segments(response, reply["spans"])
 
 

@@ -89,9 +89,10 @@ def build_draft(reply: dict, central: list[Unit], domain: str, taken: set[str], 
 
 async def distill(judge: Judge, central: list[Unit], domain: str, taken: set[str], source: str,
                   cluster_size: int, member_ids: list[str], n_prompt: int = 8, n_examples: int = 6,
-                  max_tokens: int = 1000) -> Card:
+                  max_tokens: int = 1000, repetition_penalty: float = 1.0) -> Card:
     """Draft one card from a cluster (members ordered most central first). Raises JudgeError or CardError."""
-    reply = await judge.generate_json(draft_messages(central[:n_prompt], domain), DRAFT_SCHEMA, max_tokens)
+    reply = await judge.generate_json(draft_messages(central[:n_prompt], domain), DRAFT_SCHEMA, max_tokens,
+                                      repetition_penalty)
     provenance = Provenance(source=source, cluster_size=cluster_size, member_ids=member_ids,
                             model=judge.model_name, created_at=datetime.now(timezone.utc).replace(microsecond=0))
     return build_draft(reply, central, domain, taken, provenance, n_examples)

@@ -33,7 +33,7 @@ class InduceOptions:
     decompose: Literal["rule", "llm"] = "rule"
     split: SplitOptions = field(default_factory=SplitOptions)
     include_covered: bool = False  # also cluster steps that already route to a card
-    min_cluster_size: int = 3
+    min_cluster_size: int = 4  # a card needs 4 distinct examples
     max_clusters: int = 12
     clusters: int | None = None  # fixed k instead of the silhouette choice
     merge_threshold: float = MERGE_THRESHOLD
@@ -153,10 +153,27 @@ async def _propose(services: Services, cluster: int, central: list[Unit], centro
         return Proposal(action="patch", patch=patch, **base)
     try:
         card = await distill(services.judge, central, domain, taken, options.source, len(central), member_ids,
-                             n_examples=options.examples_per_card, max_tokens=options.max_tokens)
+                             n_examples=options.examples_per_card, max_tokens=options.max_tokens,
+                             repetition_penalty=services.settings.distill_repetition_penalty)
     except (JudgeError, CardError) as exc:
         return Proposal(action="refused", error=str(exc), **base)
     return Proposal(action="card", card=card, **base)
+
+
+async def fetch_gap_items(base_url: str, gaps_domain: str, domain: str, api_key: str | None = None) -> list[ScoreItem]:
+    """A running service's coverage gaps of `gaps_domain` (GET /library/gaps) as one-step items of `domain`,
+    one per sampled text."""
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    params = {"domain": gaps_domain}
+    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=300)) as http:
+        async with http.get(f"{base_url.rstrip('/')}/library/gaps", params=params) as response:
+            if response.status != 200:
+                raise ValueError(f"{base_url}/library/gaps answered {response.status}: {(await response.text())[:300]}")
+            report = await response.json()
+    return [ScoreItem(id=f"gap-{k}-{i}", steps=[{"text": text}], domain=domain)
+            for k, cluster in enumerate(report["clusters"]) for i, text in enumerate(cluster["texts"])]
 
 
 def summary(induction: Induction) -> dict:

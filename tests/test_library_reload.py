@@ -1,0 +1,225 @@
+"""A living library: hot reload under load, refusal of a broken library, no cache shared across versions,
+directory watching, and coverage gaps sampled from live traffic and clustered. A real service (real
+embedder, scripted judge) under a real uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import time
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ScriptedJudge, serving_in_thread, wait_for
+from scribe_rm.app import create_app
+from scribe_rm.gaps import GapSample, GapStep
+from scribe_rm.settings import Settings
+
+pytestmark = pytest.mark.model
+ADMIN = {"Authorization": "Bearer admin-key"}
+
+
+def new_card(directory, card_id="math.digit_sums", example="Add the digits of the number and reduce again"):
+    source = yaml.safe_load((directory / "math" / "counting.yaml").read_text())
+    source.update(id=card_id, name="Digit Sums", examples=[f"{example} ({k})." for k in range(5)])
+    (directory / "math" / f"{card_id.split('.')[1]}.yaml").write_text(yaml.safe_dump(source))
+
+
+@pytest.fixture
+def library_dir(tmp_path, settings):
+    directory = tmp_path / "prototypes"
+    shutil.copytree(settings.prototypes_dir, directory)
+    return directory
+
+
+def service(library_dir, **overrides):
+    settings = Settings(prototypes_dir=library_dir, admin_api_keys=["admin-key"], default_deadline_s=30, **overrides)
+    return serving_in_thread(create_app(settings, judge=ScriptedJudge()))
+
+
+def body(n: int) -> dict:
+    return {"items": [{"id": f"i{n}", "question": "Count the paths.",
+                       "steps": [{"text": f"GOOD step {n}: there are C(6,3) = 20 monotone lattice paths."}]}]}
+
+
+def version(url: str) -> str:
+    return httpx.get(f"{url}/prototypes", timeout=10).json()["library_version"]
+
+
+def test_reload_under_load_loses_no_request_and_each_response_names_one_version(library_dir):
+    with service(library_dir) as url:
+        old = version(url)
+
+        async def load_and_reload():
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                stop = asyncio.Event()
+                answers = []
+
+                async def worker(w: int):
+                    n = 0
+                    while not stop.is_set():
+                        answers.append(await client.post("/score", json=body(w * 1000 + n)))
+                        n += 1
+
+                workers = [asyncio.create_task(worker(w)) for w in range(6)]
+                await asyncio.sleep(1.0)
+                new_card(library_dir)
+                reload = await client.post("/admin/library/reload", headers=ADMIN)
+                after = len(answers)
+                await asyncio.sleep(1.5)
+                stop.set()
+                await asyncio.gather(*workers)
+                return reload, answers, after
+
+        reload, answers, after = asyncio.run(load_and_reload())
+        assert reload.status_code == 200, reload.text
+        new = reload.json()["library_version"]
+        assert reload.json() == {"previous_version": old, "library_version": new, "cards": 41, "changed": True}
+        assert all(a.status_code == 200 for a in answers) and len(answers) > 20
+        versions = [a.json()["library_version"] for a in answers]
+        assert set(versions) <= {old, new} and all(a.json()["results"][0]["status"] == "ok" for a in answers)
+        assert set(versions[after + 6:]) == {new}  # once the reload answered, only the new version serves
+        assert version(url) == new
+        metrics = httpx.get(f"{url}/metrics").text
+        assert f'scribe_build_info{{backend="local",judge_model="scripted-judge",library_version="{new}"}} 1.0' in metrics
+        assert f'library_version="{old}"' not in metrics
+        assert re.search(r'scribe_library_reloads_total\{outcome="changed"\} 1\.0', metrics)
+
+
+def test_a_broken_card_is_refused_and_the_old_library_keeps_serving(library_dir):
+    with service(library_dir) as url:
+        old = version(url)
+        bad = library_dir / "math" / "zz_broken.yaml"
+        source = yaml.safe_load((library_dir / "math" / "counting.yaml").read_text())
+        bad.write_text(yaml.safe_dump({**source, "id": "math.zz_broken", "rubric": {0: "a", 1: "b"}}))
+        refused = httpx.post(f"{url}/admin/library/reload", headers=ADMIN, timeout=60)
+        assert refused.status_code == 422
+        assert "zz_broken.yaml" in refused.json()["detail"] and "field 'rubric'" in refused.json()["detail"]
+        assert f"{old} keeps serving" in refused.json()["detail"]
+        (library_dir / "math" / "zz_dup.yaml").write_text(yaml.safe_dump(source))  # duplicate id, rubric fixed below
+        bad.unlink()
+        refused = httpx.post(f"{url}/admin/library/reload", headers=ADMIN, timeout=60)
+        assert refused.status_code == 422 and "'math.counting' is already defined" in refused.json()["detail"]
+        scored = httpx.post(f"{url}/score", json=body(1), timeout=30).json()
+        assert scored["library_version"] == old and scored["results"][0]["status"] == "ok"
+        assert 'scribe_library_reloads_total{outcome="invalid"} 2.0' in httpx.get(f"{url}/metrics").text
+
+
+def test_cached_results_are_not_served_across_versions(library_dir):
+    with service(library_dir) as url:
+        first = httpx.post(f"{url}/score", json=body(7), timeout=30).json()
+        again = httpx.post(f"{url}/score", json=body(7), timeout=30).json()
+        assert first["cache"]["misses"] == 1 and again["cache"]["hits"] == 1 and again["cache"]["route_hits"] == 1
+        new_card(library_dir)
+        assert httpx.post(f"{url}/admin/library/reload", headers=ADMIN, timeout=60).json()["changed"]
+        after = httpx.post(f"{url}/score", json=body(7), timeout=30).json()
+        assert after["library_version"] != first["library_version"]
+        assert after["cache"]["hits"] == 0 and after["cache"]["misses"] == 1 and after["cache"]["route_misses"] == 1
+        unchanged = httpx.post(f"{url}/admin/library/reload", headers=ADMIN, timeout=60).json()
+        assert unchanged["changed"] is False and unchanged["library_version"] == after["library_version"]
+
+
+def test_a_watched_directory_is_reloaded_when_its_files_change(library_dir):
+    with service(library_dir, library_watch_s=0.3) as url:
+        old = version(url)
+        new_card(library_dir)
+        wait_for(lambda: version(url) != old, 60, "the watched library to reload")
+        assert "math.digit_sums" in {p["id"] for p in httpx.get(f"{url}/prototypes").json()["prototypes"]}
+
+
+# ---------- coverage gaps ----------
+
+def test_the_gap_sample_stays_within_its_bound_and_samples_uniformly():
+    sample = GapSample(size=100, margin=0.02, seed=1)
+    for n in range(10_000):
+        sample.offer(GapStep(f"text {n}", "math" if n % 2 else None, "fallback", None, None, None))
+    assert sample.seen() == {"math": 5000, "none": 5000}
+    kept = sample.steps()
+    assert len(kept) == 200 and len(sample.steps("math")) == 100
+    mean_index = np.mean([int(step.text.split()[1]) for step in kept])
+    assert 4000 < mean_index < 6000  # a reservoir keeps early and late texts alike
+    off = GapSample(size=0, margin=0.02)
+    off.offer(GapStep("x", None, "fallback", None, None, None))
+    assert off.steps() == [] and off.seen() == {}
+
+
+PLANTED = {
+    "baking": ["Cream the butter and sugar until pale before adding the eggs.",
+               "Proof the dough in a warm place until it doubles in size.",
+               "Fold the flour into the batter gently so it stays airy.",
+               "Bake the loaf until the crust is golden and it sounds hollow.",
+               "Let the sponge cool in its tin before turning it out.",
+               "Knead the bread dough for ten minutes until it is elastic."],
+    "sailing": ["Ease the mainsheet as the boat bears away from the wind.",
+                "Tack through the wind and sheet in the new headsail.",
+                "Reef the main before the squall reaches the boat.",
+                "Trim the jib sail on the upwind leg until the boat sails faster.",
+                "Drop the anchor upwind of the mooring and pay out chain.",
+                "Hoist the spinnaker once the boat is on a broad reach."],
+    "gardening": ["Prune the roses back to an outward-facing bud in late winter.",
+                  "Water the tomato seedlings at the base in the morning.",
+                  "Mulch the beds with compost to keep the soil moist.",
+                  "Divide the overgrown perennials and replant the edges.",
+                  "Sow the carrot seeds thinly in shallow drills.",
+                  "Deadhead the spent flowers to keep the plants blooming."],
+}
+
+
+def test_gaps_cluster_planted_off_library_steps_into_their_groups(library_dir):
+    with service(library_dir) as url:
+        texts = [(group, text) for group, items in PLANTED.items() for text in items]
+        items = [{"text": text, "domain": "hobbies"} for _, text in texts]  # no card of this domain: all fall back
+        assert httpx.post(f"{url}/route", json={"items": items}, timeout=60).status_code == 200
+        gaps = httpx.get(f"{url}/library/gaps", params={"domain": "hobbies"}, timeout=60).json()
+        assert gaps["seen"] == {"hobbies": 18} and gaps["sampled"] == 18
+        group_of = {text: group for group, text in texts}
+        clusters = [{group_of[t] for t in cluster["texts"]} for cluster in gaps["clusters"]]
+        assert len(clusters) == 3 and all(len(groups) == 1 for groups in clusters)
+        assert all(c["reasons"] == {"fallback": c["size"]} for c in gaps["clusters"])
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'scribe_route_outcomes_total{domain="other",outcome="fallback"} 18.0' in metrics
+
+
+def test_gap_sampling_can_be_switched_off(library_dir):
+    with service(library_dir, gap_sample_size=0) as url:
+        httpx.post(f"{url}/route", json={"items": [{"text": "Proof the dough.", "domain": "hobbies"}]}, timeout=60)
+        gaps = httpx.get(f"{url}/library/gaps", timeout=60).json()
+        assert gaps["sampled"] == 0 and gaps["clusters"] == [] and gaps["sample_size"] == 0
+
+
+def test_refresh_cycle_from_gaps_to_drafts_to_a_reloaded_library(library_dir, tmp_path):
+    """The refresh loop's three commands against a live service: induce --from-gaps (the embedded judge
+    drafts), accept, reload; afterwards the planted texts route to the new cards instead of the fallback."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    with service(library_dir) as url:
+        items = [{"text": text, "domain": "hobbies"} for texts in PLANTED.values() for text in texts]
+        before = httpx.post(f"{url}/route", json={"items": items}, timeout=60).json()["results"]
+        assert all(r["fallback"] for r in before)
+        out = tmp_path / "refresh"
+        env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "SCRIBE_PROTOTYPES_DIR": str(library_dir)}
+        cli = [sys.executable, "-m", "scribe_rm.cli", "library"]
+        induced = subprocess.run(cli + ["induce", "--from-gaps", url, "--domain", "hobbies", "--out", str(out)],
+                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        assert induced.returncode == 0, induced.stderr[-2000:]
+        report = json.loads((out / "induction.json").read_text())
+        assert report["k"] == 3 and report["quality"] is None and report["domain"] == "hobbies"
+        ids = [p["card_id"] for p in report["proposals"] if p["action"] == "card"]
+        assert ids and all(i.startswith("hobbies.") for i in ids)
+        accepted = subprocess.run(cli + ["accept", *ids, "--drafts", str(out), "--library", str(library_dir)],
+                                  cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+        reload = httpx.post(f"{url}/admin/library/reload", headers=ADMIN, timeout=120).json()
+        assert reload["changed"] and reload["cards"] == 40 + len(ids)
+        after = httpx.post(f"{url}/route", json={"items": items}, timeout=60).json()
+        assert after["library_version"] == reload["library_version"]
+        routed = [r["prototype_id"] for r in after["results"]]
+        assert sum(card in ids for card in routed) >= 0.8 * len(items)
