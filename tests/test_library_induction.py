@@ -5,12 +5,12 @@ routing, and split mode llm on /score."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import datetime, timezone
 
 import numpy as np
 import pytest
-import yaml
 
 from conftest import ScriptedJudge
 from scribe_rm.judges import JudgeError
@@ -286,3 +286,21 @@ async def test_split_mode_llm_scores_the_models_spans_or_falls_back(settings, li
     assert a.status == "ok" and a.n_steps == 2 and [s.subgoal for s in a.steps] == ["load", "clean and plot"]
     assert RESPONSE[a.steps[1].start:a.steps[1].end] == good["spans"][1]["text"] and a.split_note is None
     assert b.status == "ok" and b.n_steps == 3 and "not a verbatim piece" in b.split_note
+
+
+@pytest.mark.model
+def test_library_diff_shows_cards_and_routing_moves(tmp_path, settings):
+    from typer.testing import CliRunner
+
+    from scribe_rm.cli import app
+
+    library_dir, card = draft_dir(tmp_path, settings)
+    members = settings.prototypes_dir.parent / "examples" / "induce" / "trajectories.jsonl"
+    result = CliRunner().invoke(app, ["library", "diff", str(settings.prototypes_dir), str(library_dir),
+                                      "--members", str(members), "--domain", "data_analysis"])
+    assert result.exit_code == 0, result.output
+    assert f"added    {card.id}" in result.output
+    moved = re.search(r"members: (\d+) of 84 steps route to another card; fallback 84 -> (\d+)", result.output)
+    assert moved and int(moved.group(1)) == 84 - int(moved.group(2)) > 0  # every non-fallback step moved to the draft
+    assert f"general.step_validity -> {card.id}" in result.output
+    assert re.search(r"held-out routing_heldout.jsonl: top-1 0\.8\d\d -> 0\.8\d\d", result.output)

@@ -8,7 +8,6 @@ import asyncio
 import json
 import re
 import shutil
-import time
 
 import httpx
 import numpy as np
