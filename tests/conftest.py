@@ -68,6 +68,9 @@ class ScriptedJudge:
             return logprobs_for(0)
         return logprobs_for(2)
 
+    async def generate_json(self, messages, schema, max_tokens, repetition_penalty=1.0):
+        raise JudgeError("the scripted judge writes no JSON")  # split mode llm falls back to the rule split
+
     async def aclose(self) -> None:
         pass
 
@@ -160,7 +163,7 @@ def serving_in_thread(app):
         time.sleep(0.05)
     url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     try:
-        wait_for(lambda: is_ready(url), 60, "the in-thread service to be ready")
+        wait_for(lambda: is_ready(url), 180, "the in-thread service to be ready")
         yield url
     finally:
         server.should_exit = True

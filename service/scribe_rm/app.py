@@ -10,11 +10,13 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from . import __version__
 from .auth import ApiKeyAuth, load_keys
 from .batching import ItemFailed
 from .compat import router as compat_router
+from .inspector import UI_DIR, InspectorHeaders, load_examples
 from .gaps import gap_clusters
 from .judges import Judge
 from .library import CardError
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None, judge: Judge | None = None) -> 
     admin_keys = load_keys([k.get_secret_value() for k in settings.admin_api_keys], settings.admin_api_keys_file)
     app.add_middleware(ApiKeyAuth, keys=keys, admin_keys=admin_keys,  # before reading any body
                        metrics_public=settings.metrics_public)
+    app.add_middleware(InspectorHeaders)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer, 413 included, carries the id
     _add_error_handlers(app)
     _add_metrics(app)
@@ -130,15 +133,24 @@ def create_app(settings: Settings | None = None, judge: Judge | None = None) -> 
     @app.get("/library/gaps", response_model=GapsResponse, tags=["library"])
     async def library_gaps(domain: str | None = Query(None, description="One domain's gaps ('none': texts sent "
                                                       "without a domain); default: all."), min_cluster_size: int = Query(3, ge=2),
-                           max_clusters: int = Query(12, ge=2, le=50)) -> GapsResponse:
+                           max_clusters: int = Query(12, ge=2, le=50),
+                           max_texts: int = Query(500, ge=2, le=5000, description="Cluster at most this many "
+                                                  "sampled texts (a random subset).")) -> GapsResponse:
         """Routing texts from live traffic that no card fits well (fell back, or the best card led the
         runner-up by less than gap_margin), sampled per domain and clustered like induction clusters."""
         require_ready()
-        report = await gap_clusters(services.gaps, services.embedder, domain, min_cluster_size, max_clusters)
+        report = await gap_clusters(services.gaps, services.embedder, domain, min_cluster_size, max_clusters,
+                                    max_texts)
         return GapsResponse(library_version=services.library.version, sample_size=settings.gap_sample_size,
                             margin=settings.gap_margin, **report)
 
+    @app.get("/ui-examples", tags=["ui"])
+    async def ui_examples() -> list[dict]:
+        """The example items of the repository's examples/ requests, for the inspector's picker."""
+        return load_examples(settings.examples_dir)
+
     app.include_router(compat_router)
+    app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
     return app
 
 

@@ -47,7 +47,9 @@ class ApiKeyAuth:
             else:
                 await _deny(send, 401, "missing or invalid admin API key (Authorization: Bearer <key>)")
             return
-        if not self.keys or scope["path"] in self.open_paths or self._valid(_bearer(scope), self.keys):
+        path = scope["path"]
+        public = path in self.open_paths or path == "/ui" or path.startswith("/ui/")  # the page holds no data
+        if not self.keys or public or self._valid(_bearer(scope), self.keys):
             await self.app(scope, receive, send)
             return
         await _deny(send, 401, "missing or invalid API key (Authorization: Bearer <key>)")

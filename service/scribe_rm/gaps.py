@@ -41,13 +41,14 @@ class GapSample:
         self._kept: dict[str, list[GapStep]] = {}
         self._seen: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self.vectors: dict[str, object] = {}  # text of a kept gap -> its embedding (from routing), when known
 
     def outcome(self, fallback: bool, margin: float | None) -> Outcome:
         if fallback:
             return "fallback"
         return "low_margin" if margin is not None and margin < self.margin else "confident"
 
-    def offer(self, step: GapStep) -> None:
+    def offer(self, step: GapStep, vector: object = None) -> None:
         if self.size <= 0:
             return
         key = step.domain or "none"  # texts sent without a domain
@@ -60,8 +61,12 @@ class GapSample:
                 kept.append(step)
             else:
                 slot = self._rng.randrange(self._seen[key])
-                if slot < self.size:
-                    kept[slot] = step
+                if slot >= self.size:
+                    return
+                self.vectors.pop(kept[slot].text, None)  # bounded with the reservoirs
+                kept[slot] = step
+            if vector is not None:
+                self.vectors[step.text] = vector
 
     def steps(self, domain: str | None = None) -> list[GapStep]:
         with self._lock:
@@ -75,17 +80,26 @@ class GapSample:
 
 
 async def gap_clusters(sample: GapSample, embedder: "Embedder", domain: str | None, min_size: int, max_k: int,
-                       examples: int = 3) -> dict:
-    """The sampled gaps clustered as induction clusters steps (same embedder, same k-means and k choice)."""
+                       max_texts: int, examples: int = 3) -> dict:
+    """The sampled gaps clustered as induction clusters steps (same embedder, same k-means and k choice),
+    at most `max_texts` of them (a seeded random subset), embedded once and clustered in worker threads."""
+    import numpy as np
+
     from .library.cluster import by_centrality, cluster_vectors
 
     steps = sample.steps(domain)
     report: dict = {"seen": sample.seen(), "sampled": len(steps), "clusters": [], "unclustered": len(steps)}
+    if len(steps) > max_texts:
+        steps = random.Random(0).sample(steps, max_texts)
     if len(steps) < min_size:
         return report
-    vectors = await asyncio.get_running_loop().run_in_executor(
-        embedder.executor, embedder.encode_sync, [step.text for step in steps])
-    clustering = cluster_vectors(vectors, min_size, max_k)
+    loop = asyncio.get_running_loop()
+    found = {step.text: sample.vectors.get(step.text) for step in steps}  # embedded when routed, mostly
+    missing = [text for text, vector in found.items() if vector is None]
+    if missing:
+        found.update(zip(missing, await loop.run_in_executor(embedder.executor, embedder.encode_sync, missing)))
+    vectors = np.stack([found[step.text] for step in steps])
+    clustering = await loop.run_in_executor(None, cluster_vectors, vectors, min_size, max_k)
     for cluster in clustering.clusters:
         members = [steps[i] for i in by_centrality(vectors, clustering.members(cluster))]
         report["clusters"].append({

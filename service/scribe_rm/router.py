@@ -114,6 +114,9 @@ def fit_index_vectors(embedded: np.ndarray, texts: list[str], labels: np.ndarray
     return joint_vectors(vectors, normalize(centroids), lexical_weight), tfidf
 
 
+RECENT_VECTORS = 4096
+
+
 class Router:
     def __init__(self, library: Library, embedder: Embedder, threshold: float, top_k: int, fallback_id: str,
                  train_steps: int = 300, lexical_weight: float = 0.8, text_chars: int = 600,
@@ -136,6 +139,9 @@ class Router:
         self._scopes: dict[str, Scope] = {}
         self._embedder_fingerprint = ""
         self._cache: LRUCache[np.ndarray] = LRUCache(cache_size)  # by text: its row of similarities
+        # the embeddings of recently embedded texts, so that a text offered to the gap sample arrives with
+        # its vector and GET /library/gaps need not embed it again (~3 KB each)
+        self._recent_vectors: LRUCache[np.ndarray] = LRUCache(RECENT_VECTORS if gaps is not None and gaps.size else 0)
         self._batcher = MicroBatcher(self.search_sync, embedder.executor, batch_size, window_ms / 1000.0)
 
     @classmethod
@@ -230,7 +236,8 @@ class Router:
             if outcome != "confident" and (text, domain) not in offered:
                 offered.add((text, domain))
                 self.gaps.offer(GapStep(text, domain, outcome, ranked[0].card_id if ranked else None,
-                                        route.similarity, None if margin is None else round(margin, 6)))
+                                        route.similarity, None if margin is None else round(margin, 6)),
+                                self._recent_vectors.get(text))
 
     def search_sync(self, texts: list[str]) -> list[np.ndarray]:
         """Each text's row: its similarity to every card of each scope, scope after scope in card order.
@@ -250,6 +257,8 @@ class Router:
             blocks.append(by_card)
         # each row its own copy: a cached view would keep the whole batch's array alive
         row_of = {text: row.copy() for text, row in zip(distinct, np.hstack(blocks))}
+        for text, vector in zip(distinct, semantic):
+            self._recent_vectors.put(text, vector.copy())
         return [row_of[text[: self.text_chars]] for text in texts]
 
     def _decide(self, row: np.ndarray, domain: Domain | None) -> Route:

@@ -180,6 +180,8 @@ class ScoreRequest(Strict, CleanInput):
     weights: Weights | None = None
     deadline_s: float | None = Field(None, gt=0, description="Answer within this many seconds.")
     request_id: str | None = Field(None, max_length=128)
+    explain: bool = Field(False, description="Return each step's judge prompt (judge_messages): the exact messages "
+                          "the judge saw. Off by default: the prompts repeat the card and context per step.")
 
 
 class StepScore(BaseModel):
@@ -192,6 +194,7 @@ class StepScore(BaseModel):
     prototype_name: str
     similarity: float | None
     fallback: bool
+    alternatives: list[Alternative] = Field(default_factory=list, description="Top cards by similarity, best first.")
     score: float | None = Field(description="Expected score on 0-3 from the label probabilities.")
     score_normalized: float | None = Field(description="score / 3.")
     label: int | None = Field(description="Most probable label 0-3.")
@@ -200,6 +203,7 @@ class StepScore(BaseModel):
     label_mass: float | None = Field(description="Probability mass the judge put on 0-3 before renormalizing.")
     cache_hit: bool = False
     error: str | None = None
+    judge_messages: list[dict[str, str]] | None = Field(None, description="With explain=true: the judge prompt.")
 
 
 class ItemResult(BaseModel):

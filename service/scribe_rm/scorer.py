@@ -20,7 +20,7 @@ from .prompt import PromptBuilder, PromptLimits
 from .library import Library
 from .library.decompose import SpanError, llm_segments
 from .router import Route, Router, RoutingCounts
-from .schemas import CacheStats, ItemResult, ScoreItem, ScoreRequest, ScoreResponse, StepScore, Weights
+from .schemas import Alternative, CacheStats, ItemResult, ScoreItem, ScoreRequest, ScoreResponse, StepScore, Weights
 from .segment import SegmentationError, Trajectory, compile_user_pattern, segment_item
 from .settings import Aggregation, Settings
 
@@ -56,6 +56,7 @@ class RewardPolicy:
     aggregation: Aggregation
     weights: Weights
     budget_s: float
+    explain: bool = False  # return each step's judge prompt
 
 
 @dataclass
@@ -126,6 +127,7 @@ class Scorer:
             weights=request.weights or Weights(outcome=self.settings.weight_outcome,
                                                process=self.settings.weight_process),
             budget_s=min(request.deadline_s or self.settings.default_deadline_s, self.settings.max_deadline_s),
+            explain=request.explain,
         )
         deadline = started + policy.budget_s
         prepared = prepared if prepared is not None else self.prepare(request)
@@ -334,7 +336,7 @@ class Scorer:
             unfinished += not finished
             if error:
                 errors.append(f"step {j}: {error}")
-            steps.append(self._step_score(j, segment, job, distribution, error))
+            steps.append(self._step_score(j, segment, job, distribution, error, policy.explain))
         base = dict(id=item.id, outcome=item.outcome, n_steps=len(segments), steps=steps, split_note=prepared.split_note)
         if errors:
             return ItemResult(status="judge_error", error="; ".join(errors[:3]), **base)
@@ -348,7 +350,7 @@ class Scorer:
 
     @staticmethod
     def _step_score(j: int, segment, job: StepJob, distribution: ScoreDistribution | None,
-                    error: str | None) -> StepScore:
+                    error: str | None, explain: bool = False) -> StepScore:
         route = job.route
         scored = distribution is not None
         return StepScore(
@@ -357,6 +359,7 @@ class Scorer:
             subgoal=segment.subgoal,
             prototype_id=route.card.id, prototype_name=route.card.name,
             similarity=route.similarity, fallback=route.fallback,
+            alternatives=[Alternative(prototype_id=c.card_id, similarity=c.similarity) for c in route.alternatives],
             score=round(distribution.expected, 6) if scored else None,
             score_normalized=round(distribution.expected / 3, 6) if scored else None,
             label=distribution.label if scored else None,
@@ -365,4 +368,5 @@ class Scorer:
             label_mass=round(distribution.label_mass, 6) if scored else None,
             cache_hit=job.cached is not None,
             error=error,
+            judge_messages=job.messages if explain else None,
         )

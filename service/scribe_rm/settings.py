@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     admin_api_keys: Annotated[list[SecretStr], NoDecode] = []  # for /admin/*; none set: /admin/* answers 403
     admin_api_keys_file: Path | None = None
 
+    # --- inspector page (/ui) ---
+    examples_dir: Path = REPO_ROOT / "examples"  # the example requests the page offers (missing: none)
+
     # --- server ---
     host: str = "127.0.0.1"
     port: int = 8000

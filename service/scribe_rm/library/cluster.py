@@ -42,7 +42,9 @@ def cluster_vectors(vectors: np.ndarray, min_size: int = 3, max_k: int = 12, k: 
     silhouettes: dict[int, float] = {}
     if k is None:
         for candidate in range(2, min(max_k, n // min_size, n - 1) + 1):
-            silhouettes[candidate] = float(silhouette_score(unit, _kmeans(unit, candidate, seed), metric="cosine"))
+            labels = _kmeans(unit, candidate, seed)  # sampled past 2000 points: the score is quadratic in n
+            silhouettes[candidate] = float(silhouette_score(unit, labels, metric="cosine",
+                                                            sample_size=min(n, 2000), random_state=seed))
         k = max(silhouettes, key=lambda c: (silhouettes[c], -c)) if silhouettes else 1
     labels = _kmeans(unit, k, seed) if k > 1 else np.zeros(n, dtype=int)
     sizes = np.bincount(labels, minlength=k)
