@@ -133,8 +133,8 @@ def create_app(settings: Settings | None = None, judge: Judge | None = None) -> 
     @app.get("/library/gaps", response_model=GapsResponse, tags=["library"])
     async def library_gaps(domain: str | None = Query(None, description="One domain's gaps ('none': texts sent "
                                                       "without a domain); default: all."), min_cluster_size: int = Query(3, ge=2),
-                           max_clusters: int = Query(12, ge=2, le=50),
-                           max_texts: int = Query(500, ge=2, le=5000, description="Cluster at most this many "
+                           max_clusters: int = Query(12, ge=2, le=20),
+                           max_texts: int = Query(500, ge=2, le=2000, description="Cluster at most this many "
                                                   "sampled texts (a random subset).")) -> GapsResponse:
         """Routing texts from live traffic that no card fits well (fell back, or the best card led the
         runner-up by less than gap_margin), sampled per domain and clustered like induction clusters."""

@@ -2,7 +2,9 @@
 
 k is chosen automatically by the mean silhouette (cosine) over k = 2 .. min(max_k, n // min_size), or
 given. Clusters smaller than `min_size` are left out (label -1): too few members to distill a card from.
-k-means++ seeding with `seed` and 10 restarts: the same inputs and seed give the same clusters."""
+k-means++ seeding with `seed` and 10 restarts: the same inputs and seed give the same clusters. Callers that
+answer live traffic (GET /library/gaps) pass fewer restarts and `search_points`: k is then chosen on a seeded
+subsample of that many points and only the final k is fitted on all of them (time grows with n x max_k)."""
 
 from __future__ import annotations
 
@@ -29,24 +31,28 @@ class Clustering:
         return sorted(int(c) for c in set(self.labels.tolist()) if c >= 0)
 
 
-def _kmeans(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
-    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(vectors)
+def _kmeans(vectors: np.ndarray, k: int, seed: int, restarts: int = 10) -> np.ndarray:
+    return KMeans(n_clusters=k, n_init=restarts, random_state=seed).fit_predict(vectors)
 
 
 def cluster_vectors(vectors: np.ndarray, min_size: int = 3, max_k: int = 12, k: int | None = None,
-                    seed: int = 0) -> Clustering:
+                    seed: int = 0, restarts: int = 10, search_points: int | None = None) -> Clustering:
     unit = normalize(np.asarray(vectors, dtype=np.float64))
     n = len(unit)
     if n < min_size:
         return Clustering(np.full(n, -1), 0, None)
     silhouettes: dict[int, float] = {}
     if k is None:
-        for candidate in range(2, min(max_k, n // min_size, n - 1) + 1):
-            labels = _kmeans(unit, candidate, seed)  # sampled past 2000 points: the score is quadratic in n
-            silhouettes[candidate] = float(silhouette_score(unit, labels, metric="cosine",
-                                                            sample_size=min(n, 2000), random_state=seed))
+        search = unit
+        if search_points is not None and n > search_points:
+            search = unit[np.random.default_rng(seed).choice(n, search_points, replace=False)]
+        m = len(search)
+        for candidate in range(2, min(max_k, m // min_size, m - 1) + 1):
+            labels = _kmeans(search, candidate, seed, restarts)  # sampled past 2000 points: the score is quadratic in n
+            silhouettes[candidate] = float(silhouette_score(search, labels, metric="cosine",
+                                                            sample_size=min(m, 2000), random_state=seed))
         k = max(silhouettes, key=lambda c: (silhouettes[c], -c)) if silhouettes else 1
-    labels = _kmeans(unit, k, seed) if k > 1 else np.zeros(n, dtype=int)
+    labels = _kmeans(unit, k, seed, restarts) if k > 1 else np.zeros(n, dtype=int)
     sizes = np.bincount(labels, minlength=k)
     labels = np.where(sizes[labels] >= min_size, labels, -1)
     return Clustering(labels, k, silhouettes.get(k), silhouettes)
