@@ -113,6 +113,15 @@ def test_clustering_finds_planted_groups_and_chooses_k_by_silhouette():
     assert adjusted_rand_score(labels, clustering.labels) == 1.0
 
 
+def test_k_chosen_on_a_subsample_still_labels_every_point():
+    from sklearn.metrics import adjusted_rand_score
+
+    vectors, labels = planted(per_group=100)
+    clustering = cluster_vectors(vectors, min_size=3, max_k=8, restarts=3, search_points=40)
+    assert clustering.k == 4 and len(clustering.labels) == 400
+    assert adjusted_rand_score(labels, clustering.labels) == 1.0
+
+
 def test_clustering_is_deterministic_under_a_seed_and_drops_small_clusters():
     vectors, _ = planted()
     stray = np.vstack([vectors, 5 * np.ones((2, vectors.shape[1]))])  # a pair far from everything
