@@ -16,8 +16,8 @@ from . import __version__
 from .auth import ApiKeyAuth, load_keys
 from .batching import ItemFailed
 from .compat import router as compat_router
-from .inspector import UI_DIR, InspectorHeaders, load_examples
 from .gaps import gap_clusters
+from .inspector import UI_DIR, InspectorHeaders, load_examples
 from .judges import Judge
 from .library import CardError
 from .limits import BodySizeLimit
@@ -131,11 +131,14 @@ def create_app(settings: Settings | None = None, judge: Judge | None = None) -> 
         return ReloadResponse(**result.__dict__)
 
     @app.get("/library/gaps", response_model=GapsResponse, tags=["library"])
-    async def library_gaps(domain: str | None = Query(None, description="One domain's gaps ('none': texts sent "
-                                                      "without a domain); default: all."), min_cluster_size: int = Query(3, ge=2),
-                           max_clusters: int = Query(12, ge=2, le=20),
-                           max_texts: int = Query(500, ge=2, le=2000, description="Cluster at most this many "
-                                                  "sampled texts (a random subset).")) -> GapsResponse:
+    async def library_gaps(
+        domain: str | None = Query(None, description="One domain's gaps ('none': texts sent without a domain); "
+                                                     "default: all."),
+        min_cluster_size: int = Query(3, ge=2),
+        max_clusters: int = Query(12, ge=2, le=20),
+        max_texts: int = Query(500, ge=2, le=2000, description="Cluster at most this many sampled texts (a random "
+                                                               "subset)."),
+    ) -> GapsResponse:
         """Routing texts from live traffic that no card fits well (fell back, or the best card led the
         runner-up by less than gap_margin), sampled per domain and clustered like induction clusters."""
         require_ready()
