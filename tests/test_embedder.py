@@ -2,25 +2,33 @@
 CPU thread count."""
 
 import os
+import threading
 
 import numpy as np
 import pytest
 
-from scribe_rm.embedder import Embedder, available_cpus, cgroup_cpu_limit
+from scribe_rm.embedder import ANCHOR_CHUNK, Embedder, available_cpus, cgroup_cpu_limit
 
 TEXTS = ["Check the tool's output for an error field.", "Factor the quadratic into two linear terms."]
 
 
+class Calls(list):
+    threads: list[str]  # the thread of each call
+
+
 @pytest.fixture
 def counted(embedder, monkeypatch):
-    calls = []
+    calls, threads = Calls(), []
+    calls.threads = threads
     real = embedder.encode_sync
 
     def encode(texts):
         calls.append(list(texts))
+        threads.append(threading.current_thread().name)
         return real(texts)
 
     monkeypatch.setattr(embedder, "encode_sync", encode)
+    monkeypatch.setattr(embedder, "_last_set", {})  # a process that has embedded no anchors yet
     return calls
 
 
@@ -33,17 +41,26 @@ def test_cache_serves_the_same_vectors_without_encoding_again(embedder, counted,
     assert len(list(tmp_path.glob("*.npy"))) == 1
 
 
-def test_other_texts_get_their_own_entry(embedder, counted, tmp_path):
+def test_a_changed_set_gets_its_own_entry_and_embeds_only_its_new_texts(embedder, counted, tmp_path):
     embedder.encode_cached_sync(TEXTS, tmp_path)
-    embedder.encode_cached_sync(TEXTS[:1], tmp_path)
-    assert counted == [TEXTS, TEXTS[:1]]
+    changed = embedder.encode_cached_sync([TEXTS[1], "Sort the rows by date."], tmp_path)
+    assert counted == [TEXTS, ["Sort the rows by date."]]
     assert len(list(tmp_path.glob("*.npy"))) == 2
+    np.testing.assert_allclose(changed, embedder.encode_sync([TEXTS[1], "Sort the rows by date."]), atol=1e-5)
 
 
-def test_corrupt_entry_is_recomputed_and_replaced(embedder, counted, tmp_path):
+def test_new_texts_are_embedded_a_chunk_per_turn_of_the_embedder_thread(embedder, counted):
+    texts = [f"Anchor number {k}." for k in range(ANCHOR_CHUNK + 5)]
+    assert embedder.encode_cached_sync(texts, None).shape[0] == len(texts)
+    assert [len(call) for call in counted] == [ANCHOR_CHUNK, 5]
+    assert all(name.startswith("embedder") for name in counted.threads)  # its tokenizer is not thread-safe
+
+
+def test_corrupt_entry_is_recomputed_and_replaced(embedder, counted, tmp_path, monkeypatch):
     embedder.encode_cached_sync(TEXTS, tmp_path)
     (entry,) = tmp_path.glob("*.npy")
     entry.write_bytes(b"not numpy")
+    monkeypatch.setattr(embedder, "_last_set", {})  # a restarted process
     vectors = embedder.encode_cached_sync(TEXTS, tmp_path)
     assert len(counted) == 2 and vectors.shape[0] == len(TEXTS)
     assert np.load(entry).shape == vectors.shape

@@ -15,6 +15,7 @@ import numpy as np
 from .settings import Settings
 
 log = logging.getLogger("scribe_rm")
+ANCHOR_CHUNK = 32  # anchors embedded per turn of the embedder thread (~1 s for mpnet on 2 cores)
 
 
 def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
@@ -52,6 +53,7 @@ class Embedder:
         self._model = None
         self._dimension = 0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
+        self._last_set: dict[str, np.ndarray] = {}  # the anchors embedded last: a reload embeds only new ones
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Embedder":
@@ -96,28 +98,57 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_cached_sync(self, texts: list[str], cache_dir: Path | None) -> np.ndarray:
-        """`encode_sync` for a fixed set of texts (the routing anchors), kept in `cache_dir` so that restarts
-        and replicas skip re-embedding them. The file name is a hash of the model's files and the texts."""
-        if cache_dir is None:
-            return self.encode_sync(texts)
-        key = hashlib.sha256(json.dumps([self.fingerprint(), self.device, texts]).encode()).hexdigest()[:32]
-        path = cache_dir / f"{key}.npy"
+        """Embeddings of a fixed set of texts (the routing anchors). Blocking; call it from any thread but the
+        embedder's own. The set is kept in `cache_dir` (file name: a hash of the model's files and the texts),
+        so restarts and replicas skip embedding it. A set not found there reuses the vectors of the set this
+        process embedded last and embeds only the new texts, a chunk per turn of the embedder thread: requests
+        routed during a library reload wait for one chunk, not for the whole library."""
+        path = None
+        if cache_dir is not None:
+            key = hashlib.sha256(json.dumps([self.fingerprint(), self.device, texts]).encode()).hexdigest()[:32]
+            path = cache_dir / f"{key}.npy"
+            vectors = self._read_cache(path, len(texts))
+            if vectors is not None:
+                self._last_set = dict(zip(texts, vectors))
+                return vectors
+        vectors = self._encode_reusing_last_set(texts)
+        if path is not None:
+            self._write_cache(path, vectors)
+        return vectors
+
+    def _encode_reusing_last_set(self, texts: list[str]) -> np.ndarray:
+        known = self._last_set
+        new = [text for text in dict.fromkeys(texts) if text not in known]
+        fresh: dict[str, np.ndarray] = {}
+        for start in range(0, len(new), ANCHOR_CHUNK):
+            chunk = new[start:start + ANCHOR_CHUNK]
+            fresh.update(zip(chunk, self.executor.submit(self.encode_sync, chunk).result()))
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        vectors = np.stack([fresh[text] if text in fresh else known[text] for text in texts])
+        self._last_set = dict(zip(texts, vectors))
+        return vectors
+
+    @staticmethod
+    def _read_cache(path: Path, expected_rows: int) -> np.ndarray | None:
         try:
             vectors = np.load(path)
-            if vectors.shape[0] == len(texts):
+            if vectors.shape[0] == expected_rows:
                 return vectors
         except (OSError, ValueError) as exc:
             if path.exists():
                 log.warning("ignoring unreadable embedding cache %s: %s", path, exc)
-        vectors = self.encode_sync(texts)
+        return None
+
+    @staticmethod
+    def _write_cache(path: Path, vectors: np.ndarray) -> None:
         try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
             np.save(tmp, vectors)
             tmp.replace(path)  # atomic: concurrent starts never read a half-written file
         except OSError as exc:
             log.warning("cannot write embedding cache %s: %s", path, exc)
-        return vectors
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

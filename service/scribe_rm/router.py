@@ -161,9 +161,9 @@ class Router:
         # the fallback is chosen by the threshold, never by similarity
         cards = [card for card in self.library.cards.values() if card.id != self.fallback.id]
         texts = [text for card in cards for text in anchor_texts(card)]
-        # on the embedder's own thread: its tokenizer must not run on two threads at once (a reload builds
-        # while requests are being routed)
-        vectors = self.embedder.executor.submit(self.embedder.encode_cached_sync, texts, self.anchor_cache_dir).result()
+        # in chunks on the embedder's own thread (its tokenizer must not run on two threads at once), between
+        # the batches of requests being routed while a reload builds
+        vectors = self.embedder.encode_cached_sync(texts, self.anchor_cache_dir)
         embedded = dict(zip(texts, vectors))
         # one vector per card: OpenMP threads would spin for longer than the search itself takes
         faiss.omp_set_num_threads(1)
