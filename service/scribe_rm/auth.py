@@ -10,6 +10,8 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .inspector import is_ui_path
+
 PROBES = frozenset({"/healthz", "/readyz"})
 
 
@@ -48,7 +50,7 @@ class ApiKeyAuth:
                 await _deny(send, 401, "missing or invalid admin API key (Authorization: Bearer <key>)")
             return
         path = scope["path"]
-        public = path in self.open_paths or path == "/ui" or path.startswith("/ui/")  # the page holds no data
+        public = path in self.open_paths or is_ui_path(path)  # the page holds no data
         if not self.keys or public or self._valid(_bearer(scope), self.keys):
             await self.app(scope, receive, send)
             return

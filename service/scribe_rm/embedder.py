@@ -117,14 +117,14 @@ class Embedder:
         return vectors
 
     def _encode_reusing_last_set(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
         known = self._last_set
         new = [text for text in dict.fromkeys(texts) if text not in known]
         fresh: dict[str, np.ndarray] = {}
         for start in range(0, len(new), ANCHOR_CHUNK):
             chunk = new[start:start + ANCHOR_CHUNK]
             fresh.update(zip(chunk, self.executor.submit(self.encode_sync, chunk).result()))
-        if not texts:
-            return np.zeros((0, self._dimension), dtype=np.float32)
         vectors = np.stack([fresh[text] if text in fresh else known[text] for text in texts])
         self._last_set = dict(zip(texts, vectors))
         return vectors

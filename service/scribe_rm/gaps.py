@@ -14,6 +14,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .embedder import Embedder
 
 GAP_SEARCH_POINTS = 400  # texts on which GET /library/gaps chooses k (~2 s for 20 candidates on 2 cores)
@@ -41,17 +43,17 @@ class GapSample:
         self.size = size
         self.margin = margin
         self._rng = random.Random(seed)
-        self._kept: dict[str, list[GapStep]] = {}
+        # each kept gap with its embedding from routing, when known (GET /library/gaps embeds the others)
+        self._kept: dict[str, list[tuple[GapStep, np.ndarray | None]]] = {}
         self._seen: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self.vectors: dict[str, object] = {}  # text of a kept gap -> its embedding (from routing), when known
 
     def outcome(self, fallback: bool, margin: float | None) -> Outcome:
         if fallback:
             return "fallback"
         return "low_margin" if margin is not None and margin < self.margin else "confident"
 
-    def offer(self, step: GapStep, vector: object = None) -> None:
+    def offer(self, step: GapStep, vector: np.ndarray | None = None) -> None:
         if self.size <= 0:
             return
         key = step.domain or "none"  # texts sent without a domain
@@ -61,21 +63,20 @@ class GapSample:
             self._seen[key] += 1
             kept = self._kept.setdefault(key, [])
             if len(kept) < self.size:
-                kept.append(step)
+                kept.append((step, vector))
             else:
                 slot = self._rng.randrange(self._seen[key])
-                if slot >= self.size:
-                    return
-                self.vectors.pop(kept[slot].text, None)  # bounded with the reservoirs
-                kept[slot] = step
-            if vector is not None:
-                self.vectors[step.text] = vector
+                if slot < self.size:
+                    kept[slot] = (step, vector)
 
-    def steps(self, domain: str | None = None) -> list[GapStep]:
+    def entries(self, domain: str | None = None) -> list[tuple[GapStep, np.ndarray | None]]:
         with self._lock:
             if domain is not None:
                 return list(self._kept.get(domain, []))
-            return [step for kept in self._kept.values() for step in kept]
+            return [entry for kept in self._kept.values() for entry in kept]
+
+    def steps(self, domain: str | None = None) -> list[GapStep]:
+        return [step for step, _ in self.entries(domain)]
 
     def seen(self) -> dict[str, int]:
         with self._lock:
@@ -90,15 +91,16 @@ async def gap_clusters(sample: GapSample, embedder: "Embedder", domain: str | No
 
     from .library.cluster import by_centrality, cluster_vectors
 
-    steps = sample.steps(domain)
-    report: dict = {"seen": sample.seen(), "sampled": len(steps), "clusters": [], "unclustered": len(steps)}
-    if len(steps) > max_texts:
-        steps = random.Random(0).sample(steps, max_texts)
-    if len(steps) < min_size:
+    entries = sample.entries(domain)
+    report: dict = {"seen": sample.seen(), "sampled": len(entries), "clusters": [], "unclustered": len(entries)}
+    if len(entries) > max_texts:
+        entries = random.Random(0).sample(entries, max_texts)
+    if len(entries) < min_size:
         return report
     loop = asyncio.get_running_loop()
-    found = {step.text: sample.vectors.get(step.text) for step in steps}  # embedded when routed, mostly
-    missing = [text for text, vector in found.items() if vector is None]
+    steps = [step for step, _ in entries]
+    found = {step.text: vector for step, vector in entries if vector is not None}  # embedded when routed, mostly
+    missing = list(dict.fromkeys(step.text for step in steps if step.text not in found))
     if missing:
         found.update(zip(missing, await loop.run_in_executor(embedder.executor, embedder.encode_sync, missing)))
     vectors = np.stack([found[step.text] for step in steps])

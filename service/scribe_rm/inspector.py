@@ -17,6 +17,10 @@ HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options
            (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
 
 
+def is_ui_path(path: str) -> bool:
+    return path == "/ui" or path.startswith("/ui/")
+
+
 class InspectorHeaders:
     """Adds the CSP and related headers to every /ui response (the API's JSON needs none; /docs loads
     Swagger UI from a CDN, which this CSP would block)."""
@@ -25,7 +29,7 @@ class InspectorHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not (scope["path"] == "/ui" or scope["path"].startswith("/ui/")):
+        if scope["type"] != "http" or not is_ui_path(scope["path"]):
             await self.app(scope, receive, send)
             return
 

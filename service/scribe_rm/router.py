@@ -257,8 +257,9 @@ class Router:
             blocks.append(by_card)
         # each row its own copy: a cached view would keep the whole batch's array alive
         row_of = {text: row.copy() for text, row in zip(distinct, np.hstack(blocks))}
-        for text, vector in zip(distinct, semantic):
-            self._recent_vectors.put(text, vector.copy())
+        if self._recent_vectors.capacity:
+            for text, vector in zip(distinct, semantic):
+                self._recent_vectors.put(text, vector.copy())
         return [row_of[text[: self.text_chars]] for text in texts]
 
     def _decide(self, row: np.ndarray, domain: Domain | None) -> Route:
