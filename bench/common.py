@@ -137,20 +137,20 @@ def report(title: str, rows: list[tuple[str, Any, Any]], results: dict[str, Any]
         Path(json_out).write_text(json.dumps({"machine": machine(), "table": table, **results}, indent=2))
 
 
-async def in_process_services(judge_url: str, **settings: Any):
+async def in_process_engine(judge_url: str, **settings: Any):
     """The service's own pipeline in this process, judging on `judge_url` (openai backend): for building
     exactly the prompts the service sends, and for calling its judge backend directly."""
-    from scribe_rm.services import Services
+    from scribe_rm.pipeline.engine import Engine
     from scribe_rm.settings import Settings
 
-    services = Services.build(Settings(judge_backend="openai", judge_base_urls=[judge_url], **settings))
-    await services.load(with_judge=True)
-    if services.load_error:
-        raise RuntimeError(services.load_error)
-    return services
+    engine = Engine.build(Settings(judge_backend="openai", judge_base_urls=[judge_url], **settings).pipeline_config())
+    await engine.load(with_judge=True)
+    if engine.load_error:
+        raise RuntimeError(engine.load_error)
+    return engine
 
 
-async def prompts_for(services, items: list[dict[str, Any]]) -> list[list[dict[str, str]]]:
-    from scribe_rm.schemas import ScoreRequest
+async def prompts_for(engine, items: list[dict[str, Any]]) -> list[list[dict[str, str]]]:
+    from scribe_rm.pipeline.schemas import ScoreRequest
 
-    return await services.scorer.judge_prompts(ScoreRequest.model_validate({"items": items}))
+    return await engine.scorer.judge_prompts(ScoreRequest.model_validate({"items": items}))

@@ -14,14 +14,14 @@ import time
 
 import aiohttp
 
-from common import in_process_services, post_json, prompts_for, report, run_bounded, service, trajectories
+from common import in_process_engine, post_json, prompts_for, report, run_bounded, service, trajectories
 
 
-async def direct(services, prompts, url: str, concurrency: int, timeout_s: float) -> float:
+async def direct(engine, prompts, url: str, concurrency: int, timeout_s: float) -> float:
     """Seconds to judge `prompts` with bare aiohttp calls carrying the judge backend's own request bodies."""
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
-        calls = [post_json(session, f"{url}/v1/chat/completions", services.judge.request_body(m)) for m in prompts]
+        calls = [post_json(session, f"{url}/v1/chat/completions", engine.judge.request_body(m)) for m in prompts]
         _, seconds = await run_bounded(calls, concurrency)
         return seconds
 
@@ -39,18 +39,18 @@ async def through_service(service_url: str, items, per_request: int, timeout_s: 
 
 
 async def main_async(args: argparse.Namespace, service_url: str) -> None:
-    services = await in_process_services(args.vllm_url, judge_model=args.model, judge_timeout_s=args.timeout_s)
+    engine = await in_process_engine(args.vllm_url, judge_model=args.model, judge_timeout_s=args.timeout_s)
     runs: list[dict] = []
     try:
-        warm_prompts = await prompts_for(services, trajectories(args.items, args.steps, tag="warm", seed=2))
+        warm_prompts = await prompts_for(engine, trajectories(args.items, args.steps, tag="warm", seed=2))
         warm = {m[0]["content"]: m for m in warm_prompts}  # one prompt per card: caches every card prefix
-        await direct(services, list(warm.values()), args.vllm_url, args.concurrency, args.timeout_s)
+        await direct(engine, list(warm.values()), args.vllm_url, args.concurrency, args.timeout_s)
         for r in range(args.rounds):
             for arm in ("direct", "service", "service", "direct"):
                 items = trajectories(args.items, args.steps, tag=f"{arm}-{len(runs)}", seed=2)  # same steps, new task
                 if arm == "direct":
-                    prompts = await prompts_for(services, items)
-                    seconds = await direct(services, prompts, args.vllm_url, args.concurrency, args.timeout_s)
+                    prompts = await prompts_for(engine, items)
+                    seconds = await direct(engine, prompts, args.vllm_url, args.concurrency, args.timeout_s)
                     steps = len(prompts)
                 else:
                     seconds, ok = await through_service(service_url, items, args.per_request, args.timeout_s)
@@ -59,7 +59,7 @@ async def main_async(args: argparse.Namespace, service_url: str) -> None:
                 runs.append({"arm": arm, "steps": steps, "seconds": seconds})
                 print(f"round {r + 1} {arm:8} {steps} steps in {seconds:.1f}s = {steps / seconds:.3f} steps/s")
     finally:
-        await services.aclose()
+        await engine.aclose()
 
     def rate(arm: str) -> float:
         return sum(x["steps"] for x in runs if x["arm"] == arm) / sum(x["seconds"] for x in runs if x["arm"] == arm)

@@ -29,7 +29,7 @@ def example_texts() -> list[str]:
     from scribe_rm.settings import Settings
 
     settings = Settings()
-    library = load_library(settings.prototypes_dir, settings.fallback_prototype_id)
+    library = load_library(settings.library_dir, settings.fallback_card_id)
     return [text for card in library.cards.values() for text in card.examples]
 
 
@@ -62,7 +62,7 @@ def runtime_embedder(model_dir: Path, run, name: str, threads: int):
     """An Embedder whose encode_sync tokenizes, runs `run(input_ids, attention_mask)` and mean-pools."""
     from tokenizers import Tokenizer
 
-    from scribe_rm.embedder import Embedder
+    from scribe_rm.pipeline.embedder import Embedder, EmbedderConfig
 
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tokenizer.enable_truncation(384)
@@ -88,7 +88,7 @@ def runtime_embedder(model_dir: Path, run, name: str, threads: int):
                 out[idx] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
             return out
 
-    embedder = RuntimeEmbedder(model_dir, threads=threads)
+    embedder = RuntimeEmbedder(EmbedderConfig(model_dir, threads=threads))
     embedder.load()
     return embedder
 
@@ -123,12 +123,12 @@ def measure(embedder, texts: list[str], reference: np.ndarray | None) -> dict:
 def routing_quality(embedder) -> dict:
     from scribe_rm.evaluation.routing import DEFAULT_SET, evaluate_routing, load_labelled
     from scribe_rm.library import load_library
-    from scribe_rm.router import Router
+    from scribe_rm.pipeline.router import Router
     from scribe_rm.settings import Settings
 
     settings = Settings().model_copy(update={"anchor_cache_dir": None})
-    library = load_library(settings.prototypes_dir, settings.fallback_prototype_id)
-    router = Router.from_settings(library, embedder, settings)
+    library = load_library(settings.library_dir, settings.fallback_card_id)
+    router = Router(library, embedder, settings.router_config())
     router.build_sync()
     result = asyncio.run(evaluate_routing(router, load_labelled(DEFAULT_SET)))
     return {"top1": result.top1, "top3": result.top3}
@@ -140,12 +140,12 @@ def main() -> None:
     parser.add_argument("--skip-routing", action="store_true", help="speed and cosines only")
     parser.add_argument("--json-out")
     args = parser.parse_args()
-    from scribe_rm.embedder import Embedder, available_cpus
+    from scribe_rm.pipeline.embedder import Embedder, available_cpus
     from scribe_rm.settings import Settings
 
     threads = available_cpus()
     texts = example_texts()[: args.texts]
-    torch_embedder = Embedder.from_settings(Settings())
+    torch_embedder = Embedder(Settings().embedder_config())
     torch_embedder.load()
     model_dir = torch_embedder.model_dir
     results = {"torch (sentence-transformers)": measure(torch_embedder, texts, None)}

@@ -58,10 +58,10 @@ def score(url: str, items: list[dict], timeout_s: float) -> tuple[float, dict]:
 
 def floor_seconds(texts: list[str], text_chars: int) -> float:
     """The torch embedder (the service's default model) encoding `texts` as the router cuts them."""
-    from scribe_rm.embedder import Embedder
+    from scribe_rm.pipeline.embedder import Embedder
     from scribe_rm.settings import Settings
 
-    embedder = Embedder.from_settings(Settings())
+    embedder = Embedder(Settings().embedder_config())
     embedder.load()
     cut = [t[:text_chars] for t in texts]
     embedder.encode_sync(cut[:64])  # warm-up

@@ -27,14 +27,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from scribe_rm.cli import _read_items  # noqa: E402
 from scribe_rm.evaluation.routing import load_labelled  # noqa: E402
-from scribe_rm.library.induce import InduceOptions, induce, summary, write_induction  # noqa: E402
-from scribe_rm.library.merge import read_patches  # noqa: E402
-from scribe_rm.library.review import accept  # noqa: E402
-from scribe_rm.router import Router  # noqa: E402
-from scribe_rm.services import Services, configured_library  # noqa: E402
-from scribe_rm.settings import REPO_ROOT, Settings  # noqa: E402
+from scribe_rm.induction.induce import InduceOptions, induce  # noqa: E402
+from scribe_rm.induction.report import summary, write_induction  # noqa: E402
+from scribe_rm.induction.merge import read_patches  # noqa: E402
+from scribe_rm.induction.review import accept  # noqa: E402
+from scribe_rm.pipeline.router import Router  # noqa: E402
+from scribe_rm.pipeline.engine import Engine  # noqa: E402
+from scribe_rm.settings import Settings  # noqa: E402
 
-EXAMPLES = REPO_ROOT / "examples" / "induce"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "induce"
 RESULTS = Path(__file__).with_name("results") / "induction.json"
 
 
@@ -46,29 +47,30 @@ async def routing_accuracy(router: Router, rows: list[dict], label_of: dict[str,
 
 
 async def run(out: Path, library_dir: Path) -> dict:
-    settings = Settings(prototypes_dir=library_dir)
-    services = Services.build(settings)
-    await services.load(with_judge=True)
-    if services.load_error:
-        raise SystemExit(services.load_error)
+    settings = Settings(library_dir=library_dir)
+    engine = Engine.build(settings.pipeline_config())
+    await engine.load(with_judge=True)
+    if engine.load_error:
+        raise SystemExit(engine.load_error)
     items = _read_items(EXAMPLES / "trajectories.jsonl")
     rows = load_labelled(EXAMPLES / "heldout.jsonl")
     started = time.monotonic()
-    induction = await induce(services, items, InduceOptions(source=str(EXAMPLES / "trajectories.jsonl")))
+    induction = await induce(engine, items, InduceOptions(source=str(EXAMPLES / "trajectories.jsonl"),
+                                                          repetition_penalty=settings.distill_repetition_penalty))
     induce_s = time.monotonic() - started
     write_induction(induction, out)
     report = summary(induction)
     label_of = {p["card_id"]: p["majority_label"] for p in report["proposals"] if p["card_id"] and p["majority_label"]}
-    before = await routing_accuracy(services.router, rows, label_of)
+    before = await routing_accuracy(engine.router, rows, label_of)
     accepted = [p["card_id"] for p in report["proposals"] if p["action"] in ("card", "patch")]
     if accepted:
         accept(library_dir, accepted, out, read_patches(out / "patches.json"))
-    new_settings = Settings(prototypes_dir=library_dir)
-    after_router = Router.from_settings(configured_library(new_settings), services.embedder, new_settings)
+    new_settings = Settings(library_dir=library_dir)
+    after_router = Router(new_settings.library_source().load(), engine.embedder, new_settings.router_config())
     await asyncio.get_running_loop().run_in_executor(None, after_router.build_sync)
     after = await routing_accuracy(after_router, rows, label_of)
-    await services.aclose()
-    return {"judge_model": services.judge.model_name, "induce_s": round(induce_s, 1), "quality": report["quality"],
+    await engine.aclose()
+    return {"judge_model": engine.judge.model_name, "induce_s": round(induce_s, 1), "quality": report["quality"],
             "k": report["k"], "proposals": [{k: p[k] for k in ("action", "card_id", "size", "majority_label", "error")}
                                             for p in report["proposals"]],
             "heldout_before": before, "heldout_after": after}
@@ -81,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         library_dir = Path(tmp) / "prototypes"
-        shutil.copytree(Settings().prototypes_dir, library_dir)
+        shutil.copytree(Settings().library_dir, library_dir)
         result = asyncio.run(run(args.out, library_dir))
     q = result["quality"]
     print(f"clusters k={result['k']} against the skill labels: purity {q['purity']}, ARI {q['ari']}, "

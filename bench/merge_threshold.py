@@ -17,10 +17,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
 
-from scribe_rm.embedder import Embedder  # noqa: E402
+from scribe_rm.pipeline.embedder import Embedder  # noqa: E402
 from scribe_rm.library import load_library  # noqa: E402
-from scribe_rm.library.merge import CardCentroids  # noqa: E402
-from scribe_rm.router import anchor_texts  # noqa: E402
+from scribe_rm.induction.merge import CardCentroids  # noqa: E402
+from scribe_rm.pipeline.router import anchor_texts  # noqa: E402
 from scribe_rm.settings import Settings  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results") / "merge_threshold.json"
@@ -32,10 +32,10 @@ def unit(v: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     settings = Settings()
-    library = load_library(settings.prototypes_dir, settings.fallback_prototype_id)
-    embedder = Embedder.from_settings(settings)
+    library = load_library(settings.library_dir, settings.fallback_card_id)
+    embedder = Embedder(settings.embedder_config())
     embedder.load()
-    centroids = CardCentroids(library, embedder, settings.anchor_cache_dir, settings.fallback_prototype_id)
+    centroids = CardCentroids(library, embedder, settings.anchor_cache_dir, settings.fallback_card_id)
     same, other = [], []
     for k, card_id in enumerate(centroids.card_ids):
         card = library.cards[card_id]

@@ -14,7 +14,7 @@ import re
 
 import aiohttp
 
-from common import in_process_services, post_json, prompts_for, report, run_bounded, trajectories
+from common import in_process_engine, post_json, prompts_for, report, run_bounded, trajectories
 
 NAIVE_INSTRUCTION = ("First explain in a few sentences how the step compares with the card, then end with a "
                      "final line of the form 'Score: N' where N is 0, 1, 2 or 3.")
@@ -23,7 +23,7 @@ SCORE_PATTERN = re.compile(r"score\s*[:=]?\s*\**\s*([0-3])\b", re.I)
 
 def naive_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     """The SCRIBE prompt with its 'reply with one digit' instructions swapped for rationale-then-score."""
-    from scribe_rm.prompt import SCORE_QUESTION
+    from scribe_rm.pipeline.prompt import SCORE_QUESTION
 
     system = messages[0]["content"].replace("Reply with a single digit, 0, 1, 2 or 3, and nothing else.",
                                             NAIVE_INSTRUCTION)
@@ -45,12 +45,12 @@ async def naive_judge(session: aiohttp.ClientSession, url: str, model: str, mess
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    services = await in_process_services(args.vllm_url, judge_model=args.model, judge_timeout_s=args.timeout_s,
+    engine = await in_process_engine(args.vllm_url, judge_model=args.model, judge_timeout_s=args.timeout_s,
                                          judge_max_concurrency=args.concurrency)
     try:
         items = trajectories(args.steps // 3 + 1, 3, tag="naive-bench", seed=1)
-        prompts = (await prompts_for(services, items))[: args.steps]
-        judge = services.judge
+        prompts = (await prompts_for(engine, items))[: args.steps]
+        judge = engine.judge
         await judge.label_logprobs(prompts[0])  # warm-up: token ids resolved, connection open
         scribe, scribe_s = await run_bounded([judge.label_logprobs(m) for m in prompts], args.concurrency)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout_s)) as session:
@@ -58,7 +58,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 [naive_judge(session, args.vllm_url, args.model, m, args.max_tokens) for m in prompts],
                 args.concurrency)
     finally:
-        await services.aclose()
+        await engine.aclose()
     failures = sum(score is None for score, _ in naive)
     scribe_rate, naive_rate = len(prompts) / scribe_s, len(prompts) / naive_s
     rows = [

@@ -68,10 +68,10 @@ def main() -> None:
     parser.add_argument("--json-out")
     args = parser.parse_args()
 
-    from scribe_rm.embedder import Embedder
+    from scribe_rm.pipeline.embedder import Embedder
     from scribe_rm.settings import Settings
 
-    embedder = Embedder.from_settings(Settings())
+    embedder = Embedder(Settings().embedder_config())
     embedder.load()
     rounds = []
     with fake_judge() as judge_url, service(SCRIBE_JUDGE_BACKEND="openai", SCRIBE_JUDGE_BASE_URLS=judge_url,

@@ -1,5 +1,5 @@
 """Cross-validated routing accuracy on the cards' own example subgoals: the measure used to choose the
-embedder and the router's settings without ever reading the held-out sets (tests/data/routing_heldout*.jsonl).
+embedder and the router's settings without ever reading the held-out sets (data/heldout/routing_heldout*.jsonl).
 Per routing scope, as the router fits them: the default scope (every card but the agent ones) and the agent
 scope (agent and tool-use cards), whose threshold is calibrated here to leave the same share of in-scope
 examples below it as the default threshold does in the default scope.
@@ -18,9 +18,9 @@ import argparse
 import numpy as np
 
 from common import report
-from scribe_rm.embedder import Embedder
+from scribe_rm.pipeline.embedder import Embedder
 from scribe_rm.library import admits, load_library
-from scribe_rm.router import anchor_texts, fit_index_vectors, joint_vectors
+from scribe_rm.pipeline.router import anchor_texts, fit_index_vectors, joint_vectors
 from scribe_rm.settings import Settings
 
 
@@ -57,9 +57,9 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings()
-    library = load_library(settings.prototypes_dir, settings.fallback_prototype_id)
-    cards = [card for card in library.cards.values() if card.id != settings.fallback_prototype_id]
-    embedder = Embedder.from_settings(settings)
+    library = load_library(settings.library_dir, settings.fallback_card_id)
+    cards = [card for card in library.cards.values() if card.id != settings.fallback_card_id]
+    embedder = Embedder(settings.embedder_config())
     embedder.load()
     texts = [text for card in cards for text in anchor_texts(card)]  # the router's order: shares its cache
     embedded = dict(zip(texts, embedder.encode_cached_sync(texts, settings.anchor_cache_dir)))

@@ -19,10 +19,10 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 
-from scribe_rm.embedder import Embedder  # noqa: E402
-from scribe_rm.judges import JudgeError  # noqa: E402
+from scribe_rm.pipeline.embedder import Embedder  # noqa: E402
+from scribe_rm.pipeline.judges import JudgeError  # noqa: E402
 from scribe_rm.library import load_library  # noqa: E402
-from scribe_rm.router import Router  # noqa: E402
+from scribe_rm.pipeline.router import Router  # noqa: E402
 from scribe_rm.settings import Settings  # noqa: E402
 
 
@@ -35,6 +35,8 @@ def logprobs_for(label: int, confidence: float = 0.7) -> list[float]:
 class ScriptedJudge:
     """A judge double driven by markers in the step under judgement:
     GOOD -> label 3, BAD -> label 0, FAIL -> JudgeError, SLOW -> sleeps `slow_s` first; otherwise label 2."""
+
+    backend = "local"  # it stands in for the configured (local) backend
 
     def __init__(self, slow_s: float = 5.0):
         self.model_name = "scripted-judge"
@@ -82,19 +84,19 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def library(settings):
-    return load_library(settings.prototypes_dir, settings.fallback_prototype_id)
+    return load_library(settings.library_dir, settings.fallback_card_id)
 
 
 @pytest.fixture(scope="session")
 def embedder(settings):
-    e = Embedder.from_settings(settings)
+    e = Embedder(settings.embedder_config())
     e.load()
     return e
 
 
 @pytest.fixture(scope="session")
 def router(settings, library, embedder):
-    r = Router.from_settings(library, embedder, settings)
+    r = Router(library, embedder, settings.router_config())
     r.build_sync()
     return r
 

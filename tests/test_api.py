@@ -5,11 +5,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import ScriptedJudge
-from scribe_rm.app import create_app
+from scribe_rm.api.app import create_app
 from scribe_rm.settings import Settings
 
 
-def wait_ready(client: TestClient, timeout_s: float = 60) -> None:
+def wait_ready(client: TestClient, timeout_s: float = 180) -> None:  # a cold anchor cache: ~70 s
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if client.get("/readyz").status_code == 200:
@@ -168,7 +168,7 @@ def test_metrics_count_requests_items_and_judging(client):
 def test_json_logs_carry_the_request_id(capsys):
     import logging
 
-    from scribe_rm.logs import REQUEST_ID, configure_logging
+    from scribe_rm.blocks.logs import REQUEST_ID, configure_logging
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level

@@ -2,7 +2,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import ScriptedJudge
-from scribe_rm.app import create_app
+from scribe_rm.api.app import create_app
 from scribe_rm.settings import Settings
 
 KEY = "k-correct-horse"

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from scribe_rm.batching import ItemFailed, MicroBatcher
+from scribe_rm.blocks.microbatch import ItemFailed, MicroBatcher
 
 
 class Recorder:

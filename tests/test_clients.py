@@ -15,7 +15,7 @@ from scribe_client import AsyncScribeClient, RetryPolicy, ScribeClient, ScribeEr
 from scribe_client.adapters import as_text, make_item
 from scribe_client.trl import make_trl_reward
 from scribe_client.verl import KEYS, make_compute_score
-from scribe_rm.app import create_app
+from scribe_rm.api.app import create_app
 from scribe_rm.settings import Settings
 
 FAST = RetryPolicy(attempts=3, base_delay_s=0.05, max_delay_s=0.5)

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from scribe_rm.embedder import ANCHOR_CHUNK, Embedder, available_cpus, cgroup_cpu_limit
+from scribe_rm.pipeline.embedder import ANCHOR_CHUNK, Embedder, EmbedderConfig, available_cpus, cgroup_cpu_limit
 
 TEXTS = ["Check the tool's output for an error field.", "Factor the quadratic into two linear terms."]
 
@@ -74,7 +74,7 @@ def test_unwritable_cache_still_returns_vectors(embedder, tmp_path):
 
 def test_directory_without_a_model_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="scribe-rm models prepare"):
-        Embedder(tmp_path).load()
+        Embedder(EmbedderConfig(tmp_path)).load()
 
 
 def test_an_empty_cache_setting_turns_the_cache_off(monkeypatch):
@@ -101,7 +101,7 @@ def test_cpu_threads_follow_the_cgroup_quota(tmp_path):
 def test_embedder_sets_torch_threads_on_load(settings):
     import torch
 
-    embedder = Embedder.from_settings(settings.model_copy(update={"embedder_threads": 1}))
+    embedder = Embedder(settings.model_copy(update={"embedder_threads": 1}).embedder_config())
     before = torch.get_num_threads()
     try:
         embedder.load()

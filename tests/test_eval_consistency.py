@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from scribe_rm.cli import app
 from scribe_rm.evaluation.consistency import group_metrics, repeat_metrics
-from scribe_rm.judges import ScoreDistribution
+from scribe_rm.pipeline.judges import ScoreDistribution
 
 
 def dist(*probs):

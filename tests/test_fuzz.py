@@ -9,7 +9,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from conftest import ScriptedJudge, serving_in_thread
-from scribe_rm.app import create_app
+from scribe_rm.api.app import create_app
 from scribe_rm.settings import Settings
 
 EXAMPLES = int(os.environ.get("SCRIBE_FUZZ_EXAMPLES", "1000"))

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import ScriptedJudge, serving_in_thread
-from scribe_rm.app import create_app
+from scribe_rm.api.app import create_app
 from scribe_rm.settings import Settings
 
 EXAMPLES = int(os.environ.get("SCRIBE_HOSTILE_EXAMPLES", "40"))
@@ -35,7 +35,7 @@ def base_url(app):
 @pytest.fixture
 def poisoned_embedder(app):
     """The embedder raises, for the whole batch, on a text no sanitizing can foresee (defence in depth)."""
-    embedder = app.state.services.embedder
+    embedder = app.state.engine.embedder
     real = embedder.encode_sync
 
     def encode_sync(texts):

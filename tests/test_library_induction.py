@@ -13,17 +13,19 @@ import numpy as np
 import pytest
 
 from conftest import ScriptedJudge
-from scribe_rm.judges import JudgeError
+from scribe_rm.pipeline.judges import JudgeError
 from scribe_rm.library import CardError, Provenance, load_card, load_library
-from scribe_rm.library.cluster import by_centrality, cluster_vectors
-from scribe_rm.library.decompose import SpanError, Unit, decompose, verbatim_segments
-from scribe_rm.library.distill import build_draft, unique_id
-from scribe_rm.library.induce import InduceOptions, centered_by_item, induce, write_induction
-from scribe_rm.library.merge import MERGE_THRESHOLD, CardCentroids, read_patches
-from scribe_rm.library.review import accept, diff_libraries, write_card
-from scribe_rm.router import Router
-from scribe_rm.schemas import ScoreItem, ScoreRequest, SplitOptions
-from scribe_rm.scorer import Scorer
+from scribe_rm.blocks.clustering import by_centrality, cluster_vectors
+from scribe_rm.induction.decompose import Unit, decompose
+from scribe_rm.pipeline.spans import SpanError, verbatim_segments
+from scribe_rm.induction.distill import build_draft, unique_id
+from scribe_rm.induction.induce import InduceOptions, centered_by_item, induce
+from scribe_rm.induction.report import write_induction
+from scribe_rm.induction.merge import MERGE_THRESHOLD, CardCentroids, read_patches
+from scribe_rm.induction.review import accept, diff_libraries, write_card
+from scribe_rm.pipeline.router import Router
+from scribe_rm.pipeline.schemas import ScoreItem, ScoreRequest, SplitOptions
+from scribe_rm.pipeline.scorer import Scorer
 
 FALLBACK = "general.step_validity"
 RESPONSE = "I load the CSV with pandas.\n\nThen I drop rows with missing prices.\n\nFinally I plot the monthly mean."
@@ -175,7 +177,7 @@ def test_too_few_distinct_members_is_refused_at_examples():
 
 def draft_dir(tmp_path, settings):
     library_dir = tmp_path / "lib"
-    shutil.copytree(settings.prototypes_dir, library_dir)
+    shutil.copytree(settings.library_dir, library_dir)
     central = units([f"Join table {c} to the orders on customer_id and check the row count." for c in "ABCDEF"])
     card = build_draft(DRAFT_REPLY, central, "data_analysis", set(), provenance(), 6)
     write_card(card, library_dir / "data_analysis" / "table_join.yaml")
@@ -195,10 +197,10 @@ def test_drafts_are_served_only_when_asked_and_accept_makes_them_active(tmp_path
 
 
 def test_accept_copies_drafts_applies_patches_and_refuses_unknown_ids(tmp_path, settings):
-    from scribe_rm.library.merge import Patch, write_patches
+    from scribe_rm.induction.merge import Patch, write_patches
 
     library_dir = tmp_path / "lib"
-    shutil.copytree(settings.prototypes_dir, library_dir)
+    shutil.copytree(settings.library_dir, library_dir)
     drafts, card = draft_dir(tmp_path / "drafts", settings)
     patch = Patch(card_id="math.counting", add_examples=["Count the arrangements of the beads on the ring."],
                   similarity=0.8, provenance=provenance())
@@ -208,19 +210,18 @@ def test_accept_copies_drafts_applies_patches_and_refuses_unknown_ids(tmp_path, 
     after = load_library(library_dir, FALLBACK)
     assert after.cards[card.id].status == "active"
     assert after.cards["math.counting"].examples[-1] == patch.add_examples[0]
-    old = load_library(settings.prototypes_dir, FALLBACK)
+    old = load_library(settings.library_dir, FALLBACK)
     assert diff_libraries(old, after).changed == {"math.counting": ["examples"]}
     with pytest.raises(CardError, match="math.nonexistent: no draft card or patch"):
         accept(library_dir, ["math.nonexistent"], drafts)
 
 
 def test_the_draft_setting_serves_drafts(tmp_path, settings, monkeypatch):
-    from scribe_rm.services import configured_library
     from scribe_rm.settings import Settings
 
     library_dir, card = draft_dir(tmp_path, settings)
     monkeypatch.setenv("SCRIBE_LOAD_DRAFT_CARDS", "true")
-    assert card.id in configured_library(Settings(prototypes_dir=library_dir)).cards
+    assert card.id in Settings(library_dir=library_dir).library_source().load().cards
 
 
 # ---------- with the real embedder: merge, own-domain routing, induce end to end ----------
@@ -240,7 +241,7 @@ async def test_own_domain_cards_route_only_for_their_domain(tmp_path, settings, 
     library_dir, card = draft_dir(tmp_path, settings)
     accept(library_dir, [card.id])
     library = load_library(library_dir, FALLBACK)
-    router = Router.from_settings(library, embedder, settings)
+    router = Router(library, embedder, settings.router_config())
     router.build_sync()
     text = "Join the refunds table to the orders on order_id and verify the number of rows."
     own, unfiltered, math = await router.route([text] * 3, ["data_analysis", None, "math"])
@@ -253,18 +254,18 @@ async def test_own_domain_cards_route_only_for_their_domain(tmp_path, settings, 
 async def test_induce_end_to_end_with_a_scripted_drafter(tmp_path, settings, embedder, library):
     """Steps that route to existing cards are left out; the rest cluster by what they do; one cluster close
     to an existing card becomes a patch; a drafter failure is a refused proposal, not a crash."""
-    from scribe_rm.gaps import GapSample
-    from scribe_rm.services import Pipeline, Services
+    from scribe_rm.pipeline.engine import Engine, Pipeline
+    from scribe_rm.pipeline.gap_sample import GapSample
 
-    trajectories = [json.loads(line) for line in (settings.prototypes_dir.parent / "examples" / "induce"
+    trajectories = [json.loads(line) for line in (settings.library_dir.parent / "examples" / "induce"
                                                   / "trajectories.jsonl").read_text().splitlines()]
     items = [ScoreItem.model_validate(t) for t in trajectories[:6]]
     judge = JsonJudge([DRAFT_REPLY] * 3 + [JudgeError("scripted: cut at max_tokens")] + [DRAFT_REPLY] * 10)
-    router = Router.from_settings(library, embedder, settings)
+    router = Router(library, embedder, settings.router_config())
     router.build_sync()
-    services = Services(settings, embedder, judge, Pipeline(library, router, Scorer(settings, library, router, judge)),
-                        GapSample(0, 0.02))
-    induction = await induce(services, items, InduceOptions(source="test", clusters=6, min_cluster_size=3))
+    engine = Engine(settings.pipeline_config(), embedder, judge,
+                    Pipeline(library, router, Scorer(settings.scorer_config(), library, router, judge)), GapSample(0, 0.02))
+    induction = await induce(engine, items, InduceOptions(source="test", clusters=6, min_cluster_size=3))
     assert len(induction.units) == 36 and sum(induction.covered) == 0  # no data_analysis cards yet
     actions = [p.action for p in induction.proposals]
     assert actions.count("refused") == 1 and actions.count("card") + actions.count("patch") == len(actions) - 1
@@ -288,7 +289,7 @@ async def test_split_mode_llm_scores_the_models_spans_or_falls_back(settings, li
                       {"subgoal": "clean and plot", "text": RESPONSE.split("\n\n", 1)[1]}]}
     judge = JsonJudge([good, {"spans": [{"subgoal": "x", "text": "I read a CSV."}]}])
     judge.started = True
-    scorer = Scorer(settings, library, router, judge)
+    scorer = Scorer(settings.scorer_config(), library, router, judge)
     request = ScoreRequest(items=[{"id": "a", "response": RESPONSE}, {"id": "b", "response": RESPONSE}],
                            split={"mode": "llm"})
     a, b = (await scorer.score(request)).results
@@ -304,8 +305,8 @@ def test_library_diff_shows_cards_and_routing_moves(tmp_path, settings):
     from scribe_rm.cli import app
 
     library_dir, card = draft_dir(tmp_path, settings)
-    members = settings.prototypes_dir.parent / "examples" / "induce" / "trajectories.jsonl"
-    result = CliRunner().invoke(app, ["library", "diff", str(settings.prototypes_dir), str(library_dir),
+    members = settings.library_dir.parent / "examples" / "induce" / "trajectories.jsonl"
+    result = CliRunner().invoke(app, ["library", "diff", str(settings.library_dir), str(library_dir),
                                       "--members", str(members), "--domain", "data_analysis"])
     assert result.exit_code == 0, result.output
     assert f"added    {card.id}" in result.output

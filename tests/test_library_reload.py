@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from conftest import ScriptedJudge, serving_in_thread, wait_for
-from scribe_rm.app import create_app
-from scribe_rm.gaps import GapSample, GapStep
+from scribe_rm.api.app import create_app
+from scribe_rm.pipeline.gap_sample import GapSample, GapStep
 from scribe_rm.settings import Settings
 
 pytestmark = pytest.mark.model
@@ -32,12 +32,12 @@ def new_card(directory, card_id="math.digit_sums", example="Add the digits of th
 @pytest.fixture
 def library_dir(tmp_path, settings):
     directory = tmp_path / "prototypes"
-    shutil.copytree(settings.prototypes_dir, directory)
+    shutil.copytree(settings.library_dir, directory)
     return directory
 
 
 def service(library_dir, **overrides):
-    settings = Settings(prototypes_dir=library_dir, admin_api_keys=["admin-key"], default_deadline_s=30, **overrides)
+    settings = Settings(library_dir=library_dir, admin_api_keys=["admin-key"], default_deadline_s=30, **overrides)
     return serving_in_thread(create_app(settings, judge=ScriptedJudge()))
 
 
@@ -51,7 +51,7 @@ def version(url: str) -> str:
 
 
 def test_reload_under_load_loses_no_request_and_each_response_names_one_version(library_dir):
-    from scribe_rm import metrics
+    from scribe_rm.pipeline import metrics
 
     # a library version no other service of this test process has published build info for
     new_card(library_dir, "math.own_version", f"Check the case numbered {uuid.uuid4().hex}")
@@ -102,7 +102,7 @@ def test_reload_under_load_loses_no_request_and_each_response_names_one_version(
 
 
 def test_a_broken_card_is_refused_and_the_old_library_keeps_serving(library_dir):
-    from scribe_rm import metrics
+    from scribe_rm.pipeline import metrics
 
     refusals = metrics.LIBRARY_RELOADS.labels("invalid")
     with service(library_dir) as url:
@@ -185,7 +185,7 @@ PLANTED = {
 
 
 def test_gaps_cluster_planted_off_library_steps_into_their_groups(library_dir):
-    from scribe_rm import metrics
+    from scribe_rm.pipeline import metrics
 
     counted = metrics.ROUTE_OUTCOMES.labels("other", "fallback")
     with service(library_dir) as url:

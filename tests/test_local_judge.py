@@ -7,11 +7,11 @@ import pytest
 from typer.testing import CliRunner
 
 from scribe_rm.cli import app
-from scribe_rm.judges import JudgeError, ScoreDistribution
-from scribe_rm.judges.local import LocalJudge
-from scribe_rm.models import is_prepared
-from scribe_rm.prompt import PromptBuilder, PromptLimits
-from scribe_rm.segment import Segment
+from scribe_rm.pipeline.judges import JudgeError, ScoreDistribution
+from scribe_rm.pipeline.judges.local import LocalJudge
+from scribe_rm.blocks.weights import is_prepared
+from scribe_rm.pipeline.prompt import PromptBuilder, PromptLimits
+from scribe_rm.pipeline.segment import Segment
 
 pytestmark = pytest.mark.model
 
@@ -81,9 +81,9 @@ async def test_generate_json_follows_the_schema_under_constrained_decoding(judge
     """xgrammar masks every token the schema forbids, so even a 135M model's reply is schema-valid JSON."""
     import jsonschema
 
-    from scribe_rm.library.decompose import SPAN_SCHEMA, decompose_messages, span_schema
-    from scribe_rm.library.distill import DRAFT_SCHEMA, draft_messages
-    from scribe_rm.library.decompose import Unit
+    from scribe_rm.pipeline.spans import SPAN_SCHEMA, decompose_messages, span_schema
+    from scribe_rm.induction.distill import DRAFT_SCHEMA, draft_messages
+    from scribe_rm.induction.decompose import Unit
 
     response = "Load the file.\n\nDrop empty rows."
     spans = await judge.generate_json(decompose_messages(response), span_schema(response), 300)

@@ -6,8 +6,8 @@ import zipfile
 
 import pytest
 
-from scribe_rm import models
-from scribe_rm.settings import MPNET_DIR
+from scribe_rm.blocks import weights as models
+from scribe_rm.blocks.weights import MPNET_DIR
 
 
 def split_zip(tmp_path, files: dict[str, bytes], n_parts: int = 3):

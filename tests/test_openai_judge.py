@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from conftest import logprobs_for
-from scribe_rm.judges import JudgeError
-from scribe_rm.judges.openai import OpenAIJudge
-from scribe_rm.scorer import Scorer
-from scribe_rm.schemas import ScoreRequest
+from scribe_rm.pipeline.judges import JudgeError
+from scribe_rm.pipeline.judges.openai import OpenAIJudge
+from scribe_rm.pipeline.scorer import Scorer
+from scribe_rm.pipeline.schemas import ScoreRequest
 from scribe_rm.settings import Settings
 
 MESSAGES = [{"role": "system", "content": "card"}, {"role": "user", "content": "step"}]
@@ -81,7 +81,7 @@ def server():
 def judge_for(server, **overrides) -> OpenAIJudge:
     settings = Settings(judge_backend="openai", judge_base_urls=[server.url], judge_retries=2,
                         judge_timeout_s=1.0, **overrides)
-    return OpenAIJudge(settings)
+    return OpenAIJudge(settings.openai_judge_config())
 
 
 async def test_request_fields_follow_current_vllm(server):
@@ -161,7 +161,7 @@ async def test_slow_server_times_out_after_retries(server):
 
 async def test_unreachable_server():
     judge = OpenAIJudge(Settings(judge_backend="openai", judge_base_urls=["http://127.0.0.1:9"], judge_retries=1,
-                                 judge_score_token_ids=[32, 33, 34, 35]))
+                                 judge_score_token_ids=[32, 33, 34, 35]).openai_judge_config())
     assert not await judge.ready()
     with pytest.raises(JudgeError, match="unreachable"):
         await judge.label_logprobs(MESSAGES)
@@ -172,7 +172,7 @@ async def test_scorer_with_a_failing_judge_marks_items_without_hanging(server, l
     server.script = [(503, {"error": "down"}, 0)]
     settings = Settings(judge_backend="openai", judge_base_urls=[server.url], judge_retries=1,
                         judge_score_token_ids=[32, 33, 34, 35])
-    scorer = Scorer(settings, library, router, OpenAIJudge(settings))
+    scorer = Scorer(settings.scorer_config(), library, router, OpenAIJudge(settings.openai_judge_config()))
     request = ScoreRequest.model_validate({"items": [{"id": "a", "steps": [{"text": "x = 2"}]}], "deadline_s": 10})
     started = time.monotonic()
     (result,) = (await scorer.score(request)).results

@@ -1,5 +1,5 @@
-from scribe_rm.prompt import PromptBuilder, PromptLimits, render_card
-from scribe_rm.segment import Segment
+from scribe_rm.pipeline.prompt import PromptBuilder, PromptLimits, render_card
+from scribe_rm.pipeline.segment import Segment
 
 
 def test_card_comes_first_and_is_byte_identical_per_card(library):

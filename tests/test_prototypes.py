@@ -59,7 +59,7 @@ def _edit(path: Path, **changes) -> None:
 ])
 def test_invalid_card_error_names_file_and_field(tmp_path, settings, changes, field, words):
     card = tmp_path / "card.yaml"
-    shutil.copy(settings.prototypes_dir / "math" / "counting.yaml", card)
+    shutil.copy(settings.library_dir / "math" / "counting.yaml", card)
     _edit(card, **changes)
     with pytest.raises(CardError) as err:
         load_card(card)
@@ -75,14 +75,14 @@ def test_invalid_yaml_is_reported_with_file(tmp_path):
 
 
 def test_duplicate_id_names_both_files(tmp_path, settings):
-    cards = _copy_library(tmp_path, settings.prototypes_dir)
+    cards = _copy_library(tmp_path, settings.library_dir)
     shutil.copy(cards / "math" / "counting.yaml", cards / "math" / "zz_copy.yaml")
     with pytest.raises(CardError, match=r"zz_copy.yaml: field 'id': 'math.counting' is already defined in .*counting.yaml"):
         load_library(cards, FALLBACK)
 
 
 def test_on_invalid_skip_reports_and_keeps_the_rest(tmp_path, settings, library):
-    cards = _copy_library(tmp_path, settings.prototypes_dir)
+    cards = _copy_library(tmp_path, settings.library_dir)
     _edit(cards / "math" / "counting.yaml", rubric={0: "only one level"})
     with pytest.raises(CardError):
         load_library(cards, FALLBACK, on_invalid="fail")
@@ -93,14 +93,14 @@ def test_on_invalid_skip_reports_and_keeps_the_rest(tmp_path, settings, library)
 
 
 def test_missing_fallback_card_fails(tmp_path, settings):
-    cards = _copy_library(tmp_path, settings.prototypes_dir)
+    cards = _copy_library(tmp_path, settings.library_dir)
     (cards / "general" / "step_validity.yaml").unlink()
     with pytest.raises(CardError, match="fallback card 'general.step_validity' is missing"):
         load_library(cards, FALLBACK)
 
 
 def test_version_is_a_content_hash(tmp_path, settings, library):
-    cards = _copy_library(tmp_path, settings.prototypes_dir)
+    cards = _copy_library(tmp_path, settings.library_dir)
     assert load_library(cards, FALLBACK).version == library.version  # same content, other place
     _edit(cards / "math" / "counting.yaml", name="Counting, reworded")
     assert load_library(cards, FALLBACK).version != library.version
@@ -108,10 +108,10 @@ def test_version_is_a_content_hash(tmp_path, settings, library):
 
 def test_cli_validate_exit_codes(tmp_path, settings):
     runner = CliRunner()
-    ok = runner.invoke(app, ["prototypes", "validate", str(settings.prototypes_dir)])
+    ok = runner.invoke(app, ["prototypes", "validate", str(settings.library_dir)])
     assert ok.exit_code == 0, ok.output
     assert "0 invalid" in ok.output
-    cards = _copy_library(tmp_path, settings.prototypes_dir)
+    cards = _copy_library(tmp_path, settings.library_dir)
     _edit(cards / "tool_use" / "abstain.yaml", domain="Cooking!")
     bad = runner.invoke(app, ["prototypes", "validate", str(cards)])
     assert bad.exit_code == 1
@@ -123,7 +123,7 @@ def test_a_mounted_configmap_loads_each_card_once(tmp_path, settings):
     mount = tmp_path / "mount"
     stamp = mount / "..2026_11_22_20_00_00.123"
     stamp.mkdir(parents=True)
-    for card in sorted((settings.prototypes_dir / "math").glob("*.yaml"))[:3] + [settings.prototypes_dir / "general" / "step_validity.yaml"]:
+    for card in sorted((settings.library_dir / "math").glob("*.yaml"))[:3] + [settings.library_dir / "general" / "step_validity.yaml"]:
         shutil.copy(card, stamp / card.name)
         (mount / card.name).symlink_to(Path("..data") / card.name)
     (mount / "..data").symlink_to(stamp.name)

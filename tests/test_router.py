@@ -3,7 +3,8 @@ import asyncio
 import pytest
 
 from scribe_rm.evaluation.routing import AGENT_SET, DEFAULT_SET, evaluate_routing, load_labelled
-from scribe_rm.router import Router, RoutingCounts, UnknownPrototypeError
+from scribe_rm.pipeline.errors import UnknownCard
+from scribe_rm.pipeline.router import Router, RouterConfig, RoutingCounts
 
 
 async def test_routes_clear_cases_to_their_cards(router):
@@ -17,23 +18,24 @@ async def test_routes_clear_cases_to_their_cards(router):
         assert not r.fallback
         assert r.similarity == r.alternatives[0].similarity
         sims = [c.similarity for c in r.alternatives]
-        assert sims == sorted(sims, reverse=True) and len(sims) == router.top_k
+        assert sims == sorted(sims, reverse=True) and len(sims) == router.config.top_k
 
 
 async def test_below_threshold_uses_fallback_and_flags_it(library, embedder, settings):
-    strict = Router(library, embedder, threshold=0.99, top_k=3, fallback_id=settings.fallback_prototype_id,
-                    lexical_weight=settings.route_lexical_weight, anchor_cache_dir=settings.anchor_cache_dir)
+    strict = Router(library, embedder, RouterConfig(threshold=0.99, top_k=3, fallback_id=settings.fallback_card_id,
+                                                    lexical_weight=settings.route_lexical_weight,
+                                                    anchor_cache_dir=settings.anchor_cache_dir))
     strict.build_sync()
     (route,) = await strict.route(["Substitute the solution back into the original equation."])
-    assert route.fallback and route.card.id == settings.fallback_prototype_id
+    assert route.fallback and route.card.id == settings.fallback_card_id
     assert route.alternatives[0].card_id == "math.substitution_check"  # the near miss is still reported
     assert route.similarity == route.alternatives[0].similarity < 0.99
-    assert route.alternatives[0].card_id != settings.fallback_prototype_id
+    assert route.alternatives[0].card_id != settings.fallback_card_id
 
 
 async def test_off_topic_text_falls_back_at_default_threshold(router, settings):
     (route,) = await router.route(["I like turtles and sunny afternoons."])
-    assert route.fallback and route.card.id == settings.fallback_prototype_id
+    assert route.fallback and route.card.id == settings.fallback_card_id
 
 
 async def test_domain_filter_restricts_candidates(router, library):
@@ -48,7 +50,7 @@ async def test_domain_filter_restricts_candidates(router, library):
 def test_explicit_prototype_bypasses_routing(router):
     route = router.explicit("tool.abstain")
     assert route.card.id == "tool.abstain" and route.similarity is None and not route.fallback
-    with pytest.raises(UnknownPrototypeError):
+    with pytest.raises(UnknownCard):
         router.explicit("tool.no_such_card")
 
 
@@ -90,9 +92,9 @@ async def test_agent_cards_leave_routing_outside_their_scope_unchanged(library, 
 
     without = {k: c for k, c in library.cards.items() if c.domain != "agent"}
     assert len(without) < len(library.cards)
-    plain = Router.from_settings(Library(without, Library.content_version(without)), embedder, settings)
+    plain = Router(Library(without, Library.content_version(without)), embedder, settings.router_config())
     plain.build_sync()
-    full = Router.from_settings(library, embedder, settings)
+    full = Router(library, embedder, settings.router_config())
     full.build_sync()
     texts = [row["text"] for row in load_labelled(DEFAULT_SET)[:40]]
     for a, b in zip(await plain.route(texts), await full.route(texts)):
@@ -104,7 +106,7 @@ async def test_agent_cards_leave_routing_outside_their_scope_unchanged(library, 
 @pytest.fixture
 def counting_router(library, embedder, settings):
     """A router of its own (fresh routing cache) whose embedder calls are recorded."""
-    fresh = Router.from_settings(library, embedder, settings)
+    fresh = Router(library, embedder, settings.router_config())
     fresh.build_sync()
     encoded: list[list[str]] = []
     real = embedder.encode_sync
@@ -148,7 +150,7 @@ async def test_concurrent_callers_sharing_a_text_share_its_embedding(counting_ro
 
 
 async def test_routing_cache_can_be_turned_off(library, embedder, settings):
-    router = Router.from_settings(library, embedder, settings.model_copy(update={"route_cache_size": 0}))
+    router = Router(library, embedder, settings.model_copy(update={"route_cache_size": 0}).router_config())
     router.build_sync()
     counts = RoutingCounts()
     await router.route(["Divide both sides by 4."], counts=counts)

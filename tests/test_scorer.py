@@ -4,13 +4,14 @@ import time
 import pytest
 
 from conftest import ScriptedJudge
-from scribe_rm.scorer import OverloadedError, RequestError, Scorer
-from scribe_rm.schemas import ScoreRequest
+from scribe_rm.pipeline.errors import InvalidRequest, Overloaded
+from scribe_rm.pipeline.scorer import Scorer
+from scribe_rm.pipeline.schemas import ScoreRequest
 
 
 def make_scorer(settings, library, router, judge=None, **overrides):
     s = settings.model_copy(update=overrides)
-    return Scorer(s, library, router, judge or ScriptedJudge())
+    return Scorer(s.scorer_config(), library, router, judge or ScriptedJudge())
 
 
 def request(*items, **options):
@@ -108,17 +109,17 @@ async def test_explicit_prototype_and_unknown_id(settings, library, router):
     r = await scorer.score(request({"id": "e", "steps": [{"text": "GOOD", "prototype_id": "tool.abstain"}]}))
     step = r.results[0].steps[0]
     assert step.prototype_id == "tool.abstain" and step.similarity is None and not step.fallback
-    with pytest.raises(RequestError, match="unknown prototype_id 'nope.card'"):
+    with pytest.raises(InvalidRequest, match="unknown prototype_id 'nope.card'"):
         scorer.prepare(request({"id": "e", "steps": [{"text": "x", "prototype_id": "nope.card"}]}))
 
 
 async def test_limits_name_the_item_and_the_limit(settings, library, router):
     scorer = make_scorer(settings, library, router, max_items=2, max_steps_per_item=3, max_step_chars=10)
-    with pytest.raises(RequestError, match="max_items=2"):
+    with pytest.raises(InvalidRequest, match="max_items=2"):
         scorer.prepare(request(*[steps_item(str(i), "a") for i in range(3)]))
-    with pytest.raises(RequestError, match="item 'long' has 4 steps > max_steps_per_item=3"):
+    with pytest.raises(InvalidRequest, match="item 'long' has 4 steps > max_steps_per_item=3"):
         scorer.prepare(request(steps_item("long", "a", "b", "c", "d")))
-    with pytest.raises(RequestError, match="item 'wide' step 0 has 11 characters > max_step_chars=10"):
+    with pytest.raises(InvalidRequest, match="item 'wide' step 0 has 11 characters > max_step_chars=10"):
         scorer.prepare(request(steps_item("wide", "x" * 11)))
 
 
@@ -127,7 +128,7 @@ async def test_overload_refuses_new_work(settings, library, router):
     scorer = make_scorer(settings, library, router, judge, judge_max_pending=2)
     first = asyncio.create_task(scorer.score(request(steps_item("a", "SLOW 1", "SLOW 2"))))
     await asyncio.sleep(0.1)
-    with pytest.raises(OverloadedError, match="judge_max_pending=2"):
+    with pytest.raises(Overloaded, match="judge_max_pending=2"):
         await scorer.score(request(steps_item("b", "SLOW 3")))
     assert (await first).results[0].status == "ok"
 

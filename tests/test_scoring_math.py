@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from scribe_rm.aggregate import combine, process_reward
-from scribe_rm.judges import JudgeError, ScoreDistribution
+from scribe_rm.pipeline.aggregate import combine, process_reward
+from scribe_rm.pipeline.judges import JudgeError, ScoreDistribution
 
 
 def test_expectation_over_label_probabilities():

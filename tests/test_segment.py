@@ -1,7 +1,7 @@
 import pytest
 
-from scribe_rm.schemas import Message, ScoreItem, SplitOptions
-from scribe_rm.segment import SegmentationError, split_messages, split_response
+from scribe_rm.pipeline.schemas import Message, ScoreItem, SplitOptions
+from scribe_rm.pipeline.segment import SegmentationError, split_messages, split_response
 
 
 def spans_are_faithful(text, segments):

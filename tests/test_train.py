@@ -53,7 +53,7 @@ def test_grpo_refreshes_the_library_from_gaps_and_marks_it(tmp_path, settings):
     import shutil
 
     library = tmp_path / "library"
-    shutil.copytree(settings.prototypes_dir, library)
+    shutil.copytree(settings.library_dir, library)
     env = {"SCRIBE_PROTOTYPES_DIR": str(library), "SCRIBE_ADMIN_API_KEYS": "adm", "SCRIBE_GAP_MARGIN": "0.5"}
     with running_service(**env) as url:
         run = subprocess.run(

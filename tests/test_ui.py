@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from conftest import REPO, ScriptedJudge, serving_in_thread
-from scribe_rm.app import create_app
+from scribe_rm.api.app import create_app
 from scribe_rm.settings import Settings
 
 os.environ["SE_OFFLINE"] = "true"  # selenium manager must never fetch a driver or a browser

@@ -13,9 +13,10 @@ import jsonschema
 import pytest
 
 from conftest import REPO
-from scribe_rm.judges.openai import OpenAIJudge
-from scribe_rm.library.decompose import SPAN_SCHEMA, Unit, decompose_messages, span_schema
-from scribe_rm.library.distill import DRAFT_SCHEMA, draft_messages
+from scribe_rm.pipeline.judges.openai import OpenAIJudge
+from scribe_rm.induction.decompose import Unit
+from scribe_rm.pipeline.spans import SPAN_SCHEMA, decompose_messages, span_schema
+from scribe_rm.induction.distill import DRAFT_SCHEMA, draft_messages
 from scribe_rm.settings import Settings
 
 VLLM_URL = os.environ.get("SCRIBE_TEST_VLLM_URL")
@@ -27,7 +28,7 @@ ENV = {"SCRIBE_JUDGE_BACKEND": "openai", "SCRIBE_JUDGE_BASE_URLS": VLLM_URL or "
 
 async def test_structured_outputs_give_schema_valid_spans_and_drafts():
     judge = OpenAIJudge(Settings(judge_backend="openai", judge_base_urls=[VLLM_URL], judge_model="judge",
-                                 judge_timeout_s=300))
+                                 judge_timeout_s=300).openai_judge_config())
     try:
         response = "Load the file.\n\nDrop empty rows."
         spans = await judge.generate_json(decompose_messages(response), span_schema(response), 1024)

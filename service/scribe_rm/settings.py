@@ -1,8 +1,9 @@
-"""The one settings object. Every knob is an environment variable `SCRIBE_<FIELD>`.
+"""The one settings object, at the edge: every knob is an environment variable `SCRIBE_<FIELD>`, and this is the
+one place where each component's config is built from them (`pipeline_config` and the methods it calls). Only
+the API and the CLI read settings; components below take their own small config.
 
 Defaults suit the embedded CPU set-up (all-mpnet-base-v2 embedder and SmolLM2-135M judge in-process, both
-from PyPI packages);
-a production deployment points the same fields at a vLLM server and a bigger judge.
+from PyPI packages); a production deployment points the same fields at a vLLM server and a bigger judge.
 """
 
 from __future__ import annotations
@@ -11,20 +12,25 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
-from .models import minilm_dir
+from .blocks.resources import examples_dir, shipped_cards_dir
+from .blocks.weights import CACHE_ROOT, MPNET_DIR, minilm_dir
+from .library import LibrarySource
+from .pipeline.embedder import EmbedderConfig
+from .pipeline.engine import GapConfig, PipelineConfig
+from .pipeline.judges import JudgeConfig, LocalJudgeConfig, OpenAIJudgeConfig
+from .pipeline.limits import RequestLimits
+from .pipeline.prompt import PromptLimits
+from .pipeline.router import RouterConfig
+from .pipeline.schemas import Aggregation
+from .pipeline.scorer import ScorerConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CACHE_ROOT = Path.home() / ".cache" / "scribe-rm"
-
-Aggregation = Literal["mean", "min", "last", "first_error", "product"]
 # Bundled embedders. mpnet routes better (issue 2: top-1 0.868 against 0.826 on the held-out set, and
 # 0.795 against 0.761 in cross-validation on the cards' examples); MiniLM embeds ~6x faster on a CPU.
 EmbedderName = Literal["all-mpnet-base-v2", "all-MiniLM-L6-v2"]
-MPNET_DIR = CACHE_ROOT / "models" / "all-mpnet-base-v2"  # written by `scribe-rm models prepare`
 
 
 def _split_csv(value: object) -> object:
@@ -37,12 +43,18 @@ def _empty_is_none(value: object) -> object:
     return None if isinstance(value, str) and not value.strip() else value  # not Path("") == the working dir
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SCRIBE_", env_file=".env", extra="ignore")
+def _renamed(name: str, old: str) -> AliasChoices:
+    """A field whose environment variable was renamed: the new name, or the old one still."""
+    return AliasChoices(name, f"SCRIBE_{name.upper()}", old, f"SCRIBE_{old.upper()}")
 
-    # --- skill library ---
-    prototypes_dir: Path = REPO_ROOT / "prototypes"
-    fallback_prototype_id: str = "general.step_validity"
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCRIBE_", env_file=".env", extra="ignore", populate_by_name=True)
+
+    # --- skill library (the cards; SCRIBE_PROTOTYPES_DIR and SCRIBE_FALLBACK_PROTOTYPE_ID are the old names) ---
+    library_dir: Path = Field(default_factory=shipped_cards_dir, validation_alias=_renamed("library_dir", "prototypes_dir"))
+    fallback_card_id: str = Field("general.step_validity",
+                                  validation_alias=_renamed("fallback_card_id", "fallback_prototype_id"))
     on_invalid_card: Literal["fail", "skip"] = "fail"
     load_draft_cards: bool = False  # also serve cards with status "draft" (induced, not yet accepted)
     library_watch_s: float = Field(0.0, ge=0)  # poll the library directory and reload on change; 0: off
@@ -127,7 +139,7 @@ class Settings(BaseSettings):
     admin_api_keys_file: Path | None = None
 
     # --- inspector page (/ui) ---
-    examples_dir: Path = REPO_ROOT / "examples"  # the example requests the page offers (missing: none)
+    examples_dir: Path = Field(default_factory=examples_dir)  # the example requests the page offers (missing: none)
 
     # --- server ---
     host: str = "127.0.0.1"
@@ -149,6 +161,52 @@ class Settings(BaseSettings):
         if self.embedder_model_dir is not None:
             return self.embedder_model_dir
         return minilm_dir() if self.embedder_model == "all-MiniLM-L6-v2" else MPNET_DIR
+
+    # ---------- each component's config, built here and nowhere else ----------
+
+    def library_source(self, include_drafts: bool | None = None) -> LibrarySource:
+        drafts = self.load_draft_cards if include_drafts is None else include_drafts
+        return LibrarySource(self.library_dir, self.fallback_card_id, self.on_invalid_card, drafts)
+
+    def embedder_config(self) -> EmbedderConfig:
+        return EmbedderConfig(self.resolved_embedder_dir(), self.embedder_device, self.embed_batch_size,
+                              self.embedder_threads)
+
+    def router_config(self) -> RouterConfig:
+        return RouterConfig(
+            threshold=self.route_threshold, agent_threshold=self.route_agent_threshold, top_k=self.route_top_k,
+            fallback_id=self.fallback_card_id, train_steps=self.route_train_steps,
+            lexical_weight=self.route_lexical_weight, text_chars=self.route_text_chars,
+            batch_size=self.embed_batch_size, window_ms=self.embed_window_ms, anchor_cache_dir=self.anchor_cache_dir,
+            cache_size=self.route_cache_size)
+
+    def judge_config(self) -> JudgeConfig:
+        if self.judge_backend == "local":
+            return LocalJudgeConfig(self.judge_model_dir, self.judge_device)
+        return self.openai_judge_config()
+
+    def openai_judge_config(self) -> OpenAIJudgeConfig:
+        return OpenAIJudgeConfig(
+            model=self.judge_model, base_urls=tuple(self.judge_base_urls),
+            api_key=self.judge_api_key.get_secret_value() if self.judge_api_key else None,
+            score_mode=self.judge_score_mode, score_token_ids=tuple(self.judge_score_token_ids),
+            constrained=self.judge_constrained, max_concurrency=self.judge_max_concurrency,
+            timeout_s=self.judge_timeout_s, retries=self.judge_retries, seed=self.judge_seed)
+
+    def scorer_config(self) -> ScorerConfig:
+        return ScorerConfig(
+            limits=RequestLimits(self.max_items, self.max_steps_per_item, self.max_step_chars, self.max_route_texts),
+            prompt=PromptLimits(self.prompt_question_chars, self.prompt_step_chars, self.prompt_context_steps,
+                                self.prompt_context_step_chars, self.prompt_policy_chars, self.prompt_tool_chars),
+            aggregation=self.aggregation, weight_outcome=self.weight_outcome, weight_process=self.weight_process,
+            first_error_threshold=self.first_error_threshold, default_deadline_s=self.default_deadline_s,
+            max_deadline_s=self.max_deadline_s, cache_size=self.cache_size, judge_max_pending=self.judge_max_pending,
+            split_llm_max_tokens=self.split_llm_max_tokens)
+
+    def pipeline_config(self) -> PipelineConfig:
+        return PipelineConfig(library=self.library_source(), embedder=self.embedder_config(),
+                              router=self.router_config(), judge=self.judge_config(), scorer=self.scorer_config(),
+                              gaps=GapConfig(self.gap_sample_size, self.gap_margin, self.gap_seed))
 
 
 @lru_cache

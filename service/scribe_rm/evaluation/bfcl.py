@@ -14,9 +14,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from ..judges import ScoreDistribution
-from ..segment import Segment
-from ..services import Services
+from ..pipeline.engine import Engine
+from ..pipeline.segment import Segment, Trajectory
 
 PERTURBATIONS = ("wrong_function", "wrong_argument", "missing_argument", "skipped_prerequisite", "unneeded_call")
 SPLIT = "BFCL_v4_multi_turn_base.json"
@@ -113,40 +112,29 @@ def build_cases(records, seed: int = 0, max_cases: int | None = None) -> list[Ca
     return cases[:max_cases]
 
 
-async def _score(services: Services, method: str, question: str, segments: list[Segment],
-                 memo: dict, routes: Counter, cards: dict) -> float:
-    prompts = services.scorer.prompts
-    index = len(segments) - 1
-    if method == "baseline":
-        messages = prompts.baseline_messages(question, segments, index)
-    else:
-        text = segments[index].text
-        if text not in cards:  # a gold step recurs once per perturbation: route it once
-            (route,) = await services.router.route([text], ["tool_use"])
-            cards[text] = route.card
-        routes[cards[text].id] += 1
-        messages = prompts.messages(cards[text], question, segments, index)
-    key = json.dumps(messages)
-    if key not in memo:  # gold steps recur across their perturbations
-        memo[key] = ScoreDistribution.from_logprobs(await services.judge.label_logprobs(messages)).expected
-    return memo[key]
+async def _score(engine: Engine, method: str, question: str, segments: list[Segment], routes: Counter) -> float:
+    """The last step's expected score in its context (gold steps recur across their perturbations: the
+    scorer's judgement and routing caches answer the repeats)."""
+    judged = await engine.scorer.score_step(Trajectory(question, segments), len(segments) - 1, domain="tool_use",
+                                            with_card=method == "scribe")
+    if method == "scribe":
+        routes[judged.card_id] += 1
+    return judged.distribution.expected
 
 
-async def evaluate_bfcl(services: Services, records_limit: int = 20, max_cases: int | None = 40,
+async def evaluate_bfcl(engine: Engine, records_limit: int = 20, max_cases: int | None = 40,
                         seed: int = 0) -> dict[str, Any]:
     cases = build_cases(load_multi_turn(records_limit), seed, max_cases)
-    report: dict[str, Any] = {"judge_model": services.judge.model_name, "library_version": services.library.version,
+    report: dict[str, Any] = {"judge_model": engine.judge.model_name, "library_version": engine.library.version,
                               "split": SPLIT, "n_cases": len(cases), "by_kind_count": dict(Counter(c.kind for c in cases))}
     scores: dict[str, dict[str, list[float]]] = {}
     for method in ("scribe", "baseline"):
-        memo: dict = {}
-        cards: dict = {}
         routes: Counter = Counter()
         wins, ties, by_kind = 0, 0, {k: [] for k in PERTURBATIONS}
         gold_scores, perturbed_scores = [], []
         for case in cases:
-            g = await _score(services, method, case.question, case.gold, memo, routes, cards)
-            p = await _score(services, method, case.question, case.perturbed, memo, routes, cards)
+            g = await _score(engine, method, case.question, case.gold, routes)
+            p = await _score(engine, method, case.question, case.perturbed, routes)
             wins += g > p
             ties += g == p
             by_kind[case.kind].append(g > p)

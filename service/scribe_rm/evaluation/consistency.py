@@ -16,12 +16,12 @@ from pathlib import Path
 from statistics import fmean, pstdev
 from typing import Any
 
-from ..judges import ScoreDistribution
-from ..segment import Segment
-from ..services import Services
-from ..settings import REPO_ROOT
+from ..blocks.resources import eval_data
+from ..pipeline.engine import Engine
+from ..pipeline.judges import ScoreDistribution
+from ..pipeline.segment import Segment, Trajectory
 
-DEFAULT_DATA = REPO_ROOT / "examples" / "eval" / "consistency.json"
+DEFAULT_DATA = eval_data("consistency.json")
 METHODS = ("scribe", "baseline")
 
 
@@ -41,37 +41,28 @@ def group_metrics(distributions: list[ScoreDistribution]) -> dict[str, float]:
             "mean_gap": fmean(abs(a.expected - b.expected) for a, b in pairs)}
 
 
-async def _judge(services: Services, method: str, question: str, segments: list[Segment], index: int,
-                 route_text: str) -> tuple[ScoreDistribution, str]:
-    prompts = services.scorer.prompts
-    if method == "baseline":
-        messages, card_id = prompts.baseline_messages(question, segments, index), "-"
-    else:
-        (route,) = await services.router.route([route_text])
-        messages, card_id = prompts.messages(route.card, question, segments, index), route.card.id
-    return ScoreDistribution.from_logprobs(await services.judge.label_logprobs(messages)), card_id
-
-
-async def evaluate_consistency(services: Services, data: dict[str, Any], samples: int = 10, seed: int = 0,
+async def evaluate_consistency(engine: Engine, data: dict[str, Any], samples: int = 10, seed: int = 0,
                                limit: int | None = None) -> dict[str, Any]:
     trajectories = data["repeat"][:limit]
     groups = data["groups"][:limit]
-    report: dict[str, Any] = {"judge_model": services.judge.model_name, "library_version": services.library.version,
+    scorer = engine.scorer
+    report: dict[str, Any] = {"judge_model": engine.judge.model_name, "library_version": engine.library.version,
                               "samples": samples, "n_trajectories": len(trajectories), "n_groups": len(groups)}
     for method in METHODS:
+        with_card = method == "scribe"
         rng = random.Random(seed)
         repeats = []
         for trajectory in trajectories:
-            segments = [Segment(text) for text in trajectory["steps"]]
-            distributions = [(await _judge(services, method, trajectory["question"], segments, j, text))[0]
-                             for j, text in enumerate(trajectory["steps"])]
+            steps = Trajectory(trajectory["question"], [Segment(text) for text in trajectory["steps"]])
+            distributions = [(await scorer.score_step(steps, j, with_card=with_card)).distribution
+                             for j in range(len(steps.segments))]
             repeats.append(repeat_metrics(distributions, samples, rng))
         cross, routed_to_skill = [], []
         for group in groups:
-            judged = [await _judge(services, method, step["question"], [Segment(step["text"])], 0, step["text"])
-                      for step in group["steps"]]
-            cross.append(group_metrics([d for d, _ in judged]))
-            routed_to_skill += [card_id == group["skill"] for _, card_id in judged]
+            judged = [await scorer.score_step(Trajectory(step["question"], [Segment(step["text"])]), 0,
+                                              with_card=with_card) for step in group["steps"]]
+            cross.append(group_metrics([j.distribution for j in judged]))
+            routed_to_skill += [j.card_id == group["skill"] for j in judged]
         report[method] = {
             "repeat_agreement": fmean(r["agreement"] for r in repeats),
             "repeat_reward_std": fmean(r["reward_std"] for r in repeats),

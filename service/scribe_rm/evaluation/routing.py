@@ -7,11 +7,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..router import Router
-from ..settings import REPO_ROOT
+from ..blocks.resources import heldout_set
+from ..pipeline.router import Router
 
-DEFAULT_SET = REPO_ROOT / "tests" / "data" / "routing_heldout.jsonl"
-AGENT_SET = REPO_ROOT / "tests" / "data" / "routing_heldout_agent.jsonl"  # policy-bound dialogue steps
+DEFAULT_SET = heldout_set("routing_heldout.jsonl")
+AGENT_SET = heldout_set("routing_heldout_agent.jsonl")  # policy-bound dialogue steps
 
 
 @dataclass

@@ -99,3 +99,18 @@ def load_library(directory: Path, fallback_id: str, on_invalid: Literal["fail", 
         raise CardError(f"{directory}: the fallback card '{fallback_id}' is missing")
     return Library(cards=cards, version=Library.content_version(cards), skipped=skipped, drafts_left_out=drafts,
                    sources={k: v for k, v in sources.items() if k in cards})
+
+
+@dataclass(frozen=True)
+class LibrarySource:
+    """Where a service's library comes from and how it is loaded."""
+    directory: Path
+    fallback_id: str = "general.step_validity"
+    on_invalid: Literal["fail", "skip"] = "fail"
+    include_drafts: bool = False
+
+    def load(self) -> Library:
+        return load_library(self.directory, self.fallback_id, self.on_invalid, self.include_drafts)
+
+    def fingerprint(self) -> tuple:
+        return library_fingerprint(self.directory)

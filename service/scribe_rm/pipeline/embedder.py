@@ -1,0 +1,156 @@
+"""Sentence embeddings from a sentence-transformers model directory, computed in one worker thread."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("scribe_rm")
+ANCHOR_CHUNK = 32  # anchors embedded per turn of the embedder thread (~1 s for mpnet on 2 cores)
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPU quota of this process's cgroup in CPUs (v2 `cpu.max`, else v1 CFS files); None if unlimited."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        try:
+            quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    if quota in ("max", "-1"):
+        return None
+    return int(quota) / int(period)
+
+
+def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may use: its affinity mask, capped by its cgroup quota (a container's or k8s pod's
+    CPU limit, which torch does not read: left alone it starts a thread per core of the whole host)."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    limit = cgroup_cpu_limit(cgroup_root)
+    return count if limit is None else max(1, min(count, math.ceil(limit)))
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    model_dir: Path
+    device: str = "cpu"
+    batch_size: int = 64
+    threads: int = 0  # CPU inference threads; 0: the CPUs this process may use
+
+
+class Embedder:
+    """Wraps a sentence-transformers model directory. `encode_sync` blocks; async callers run it in
+    `executor`, the model's one worker thread (the router micro-batches its calls there)."""
+
+    def __init__(self, config: EmbedderConfig):
+        self.model_dir = config.model_dir
+        self.device = config.device
+        self.batch_size = config.batch_size
+        self.threads = config.threads or available_cpus()
+        self._model = None
+        self._dimension = 0
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
+        self._last_set: dict[str, np.ndarray] = {}  # the anchors embedded last: a reload embeds only new ones
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> None:
+        """Blocking load; call it from a worker thread at start-up."""
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if self.device == "cpu":
+            torch.set_num_threads(self.threads)
+        if not (self.model_dir / "modules.json").is_file():
+            # sentence-transformers would read a missing path as a hub id and try to download it
+            raise FileNotFoundError(f"{self.model_dir} is not a sentence-transformers model directory "
+                                    "(for the default embedder run `scribe-rm models prepare`)")
+        self._model = SentenceTransformer(str(self.model_dir), device=self.device)
+        self._dimension = int(self.encode_sync(["warm-up"]).shape[1])  # also warms the model
+
+    def fingerprint(self) -> str:
+        """Changes when the model directory's files change: keys caches of this model's embeddings."""
+        files = sorted(p for p in self.model_dir.rglob("*") if p.is_file())
+        stats = [f"{p.relative_to(self.model_dir)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
+        return hashlib.sha256("\n".join([str(self.model_dir.resolve()), *stats]).encode()).hexdigest()
+
+    @property
+    def dimension(self) -> int:
+        assert self._model is not None, "embedder not loaded"
+        return self._dimension
+
+    def encode_sync(self, texts: list[str]) -> np.ndarray:
+        """L2-normalized float32 embeddings, shape (len(texts), dim). Blocking."""
+        assert self._model is not None, "embedder not loaded"
+        vectors = self._model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_cached_sync(self, texts: list[str], cache_dir: Path | None) -> np.ndarray:
+        """Embeddings of a fixed set of texts (the routing anchors). Blocking; call it from any thread but the
+        embedder's own. The set is kept in `cache_dir` (file name: a hash of the model's files and the texts),
+        so restarts and replicas skip embedding it. A set not found there reuses the vectors of the set this
+        process embedded last and embeds only the new texts, a chunk per turn of the embedder thread: requests
+        routed during a library reload wait for one chunk, not for the whole library."""
+        path = None
+        if cache_dir is not None:
+            key = hashlib.sha256(json.dumps([self.fingerprint(), self.device, texts]).encode()).hexdigest()[:32]
+            path = cache_dir / f"{key}.npy"
+            vectors = self._read_cache(path, len(texts))
+            if vectors is not None:
+                self._last_set = dict(zip(texts, vectors))
+                return vectors
+        vectors = self._encode_reusing_last_set(texts)
+        if path is not None:
+            self._write_cache(path, vectors)
+        return vectors
+
+    def _encode_reusing_last_set(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        known = self._last_set
+        new = [text for text in dict.fromkeys(texts) if text not in known]
+        fresh: dict[str, np.ndarray] = {}
+        for start in range(0, len(new), ANCHOR_CHUNK):
+            chunk = new[start:start + ANCHOR_CHUNK]
+            fresh.update(zip(chunk, self.executor.submit(self.encode_sync, chunk).result()))
+        vectors = np.stack([fresh[text] if text in fresh else known[text] for text in texts])
+        self._last_set = dict(zip(texts, vectors))
+        return vectors
+
+    @staticmethod
+    def _read_cache(path: Path, expected_rows: int) -> np.ndarray | None:
+        try:
+            vectors = np.load(path)
+            if vectors.shape[0] == expected_rows:
+                return vectors
+        except (OSError, ValueError) as exc:
+            if path.exists():
+                log.warning("ignoring unreadable embedding cache %s: %s", path, exc)
+        return None
+
+    @staticmethod
+    def _write_cache(path: Path, vectors: np.ndarray) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+            np.save(tmp, vectors)
+            tmp.replace(path)  # atomic: concurrent starts never read a half-written file
+        except OSError as exc:
+            log.warning("cannot write embedding cache %s: %s", path, exc)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,204 @@
+"""The assembled pipeline and its public entry points (score, route, reload, readiness), shared by the HTTP API
+and the in-process CLI commands. It has no HTTP in it: problems are raised as the errors of errors.py.
+
+The library-dependent part is one immutable snapshot (`Pipeline`): a reload builds a new one in the
+background and swaps it in with one assignment, so a request that took the old snapshot finishes on it and
+every response names exactly one library version."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from ..library import CardError, Library, LibrarySource
+from . import metrics
+from .embedder import Embedder, EmbedderConfig
+from .errors import InvalidLibrary, InvalidRequest, NotReady
+from .gap_sample import GapSample
+from .judges import Judge, JudgeConfig, make_judge
+from .router import Route, Router, RouterConfig
+from .schemas import Alternative, ReloadResponse, RouteRequest, RouteResponse, RouteResult, ScoreRequest, ScoreResponse
+from .scorer import Scorer, ScorerConfig
+
+log = logging.getLogger("scribe_rm")
+
+
+@dataclass(frozen=True)
+class GapConfig:
+    size: int = 1000  # texts kept per domain (reservoir); 0: keep nothing
+    margin: float = 0.02  # best card within this similarity of the runner-up: a gap
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything the pipeline is built from; settings.py makes it from the environment."""
+    library: LibrarySource
+    embedder: EmbedderConfig
+    router: RouterConfig
+    judge: JudgeConfig
+    scorer: ScorerConfig = field(default_factory=ScorerConfig)
+    gaps: GapConfig = field(default_factory=GapConfig)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """What one library version serves with. Take it once per request."""
+    library: Library
+    router: Router
+    scorer: Scorer
+
+
+@dataclass
+class Engine:
+    config: PipelineConfig
+    embedder: Embedder
+    judge: Judge
+    pipeline: Pipeline
+    gaps: GapSample
+    loaded: bool = False
+    load_error: str | None = None
+    _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _fingerprint: tuple = ()
+
+    @classmethod
+    def build(cls, config: PipelineConfig, judge: Judge | None = None) -> "Engine":
+        library = config.library.load()
+        for message in library.skipped:
+            log.warning("card skipped: %s", message)
+        embedder = Embedder(config.embedder)
+        judge = judge or make_judge(config.judge)
+        gaps = GapSample(config.gaps.size, config.gaps.margin, config.gaps.seed)
+        engine = cls(config, embedder, judge, _pipeline(config, library, embedder, judge, gaps), gaps)
+        engine._fingerprint = config.library.fingerprint()
+        return engine
+
+    # the current snapshot's parts (a request that needs two of them takes `pipeline` once instead)
+    @property
+    def library(self) -> Library:
+        return self.pipeline.library
+
+    @property
+    def router(self) -> Router:
+        return self.pipeline.router
+
+    @property
+    def scorer(self) -> Scorer:
+        return self.pipeline.scorer
+
+    # ---------- life cycle ----------
+
+    async def load(self, with_judge: bool = True) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self.embedder.load)
+            await loop.run_in_executor(None, self.router.build_sync)
+            if with_judge:
+                await self.judge.start()
+            self.loaded = True
+            self._publish_build_info(None)
+            log.info("ready: %d cards, library %s, judge %s", len(self.library.cards), self.library.version,
+                     self.judge.model_name)
+        except Exception as exc:
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("start-up failed")
+
+    def require_ready(self) -> None:
+        if not self.loaded:
+            raise NotReady(self.load_error or "the service is still loading models")
+
+    async def readiness(self) -> tuple[bool, dict]:
+        checks = {"embedder": self.embedder.loaded, "router": self.router.ready,
+                  "judge": self.loaded and await self.judge.ready()}
+        return all(checks.values()), {"checks": checks, "error": self.load_error}
+
+    async def aclose(self) -> None:
+        await self.judge.aclose()
+        self.embedder.close()
+
+    # ---------- entry points ----------
+
+    async def score(self, request: ScoreRequest) -> ScoreResponse:
+        scorer = self.scorer  # one library version for the whole request
+        prepared = scorer.prepare(request)  # a bad request is told so before "not ready"
+        self.require_ready()
+        return await scorer.score(request, prepared)
+
+    async def route(self, request: RouteRequest) -> RouteResponse:
+        self.scorer.config.limits.check_route_texts([q.text for q in request.items])
+        pipeline = self.pipeline  # one library version for the whole request
+        explicit = {i: pipeline.router.explicit(q.prototype_id) for i, q in enumerate(request.items) if q.prototype_id}
+        self.require_ready()
+        todo = [i for i in range(len(request.items)) if i not in explicit]
+        routed = await pipeline.router.route([request.items[i].text for i in todo],
+                                             [request.items[i].domain for i in todo])
+        for i, route in zip(todo, routed):
+            if not isinstance(route, Route):
+                raise InvalidRequest(f"item {i}: the text could not be embedded ({route})")
+        by_index = {**explicit, **dict(zip(todo, routed))}
+        return RouteResponse(library_version=pipeline.library.version,
+                             results=[route_result(by_index[i]) for i in range(len(request.items))])
+
+    async def reload(self) -> ReloadResponse:
+        """Load the library directory again and, if it is valid, swap in a pipeline built on it (anchors from
+        the anchor cache). Raises InvalidLibrary, and the old pipeline keeps serving, if any card is invalid."""
+        self.require_ready()
+        async with self._reload_lock:
+            loop = asyncio.get_running_loop()
+            old = self.pipeline
+            fingerprint = self.config.library.fingerprint()
+            try:
+                library = await loop.run_in_executor(None, self.config.library.load)
+            except CardError as exc:
+                metrics.LIBRARY_RELOADS.labels("invalid").inc()
+                raise InvalidLibrary(f"library not reloaded, {old.library.version} keeps serving: {exc}") from exc
+            self._fingerprint = fingerprint
+            if library.version == old.library.version:
+                metrics.LIBRARY_RELOADS.labels("unchanged").inc()
+                return ReloadResponse(previous_version=old.library.version, library_version=library.version,
+                                      cards=len(library.cards), changed=False)
+            pipeline = _pipeline(self.config, library, self.embedder, self.judge, self.gaps)
+            await loop.run_in_executor(None, pipeline.router.build_sync)
+            self.pipeline = pipeline  # the swap: requests from now on take the new snapshot
+            self._publish_build_info(old.library.version)
+            metrics.LIBRARY_RELOADS.labels("changed").inc()
+            log.info("library reloaded: %s -> %s (%d cards)", old.library.version, library.version, len(library.cards))
+            return ReloadResponse(previous_version=old.library.version, library_version=library.version,
+                                  cards=len(library.cards), changed=True)
+
+    async def watch_library(self, interval_s: float) -> None:
+        """Reload when the library directory's files change (a mounted ConfigMap is updated in place)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            if not self.loaded:
+                continue
+            fingerprint = await asyncio.get_running_loop().run_in_executor(None, self.config.library.fingerprint)
+            if fingerprint == self._fingerprint:
+                continue
+            try:
+                await self.reload()
+            except Exception as exc:  # the old library keeps serving; the metric and the log say why
+                self._fingerprint = fingerprint  # do not retry the same broken files every interval
+                log.error("library change not applied: %s", exc)
+
+    def _publish_build_info(self, previous_version: str | None) -> None:
+        labels = (self.judge.model_name, self.judge.backend)
+        if previous_version is not None:
+            try:
+                metrics.BUILD.remove(previous_version, *labels)
+            except KeyError:
+                pass
+        metrics.BUILD.labels(self.library.version, *labels).set(1)
+
+
+def route_result(route: Route) -> RouteResult:
+    return RouteResult(
+        prototype_id=route.card.id, prototype_name=route.card.name, domain=route.card.domain,
+        similarity=route.similarity, fallback=route.fallback,
+        alternatives=[Alternative(prototype_id=c.card_id, similarity=c.similarity) for c in route.alternatives])
+
+
+def _pipeline(config: PipelineConfig, library: Library, embedder: Embedder, judge: Judge, gaps: GapSample) -> Pipeline:
+    router = Router(library, embedder, config.router, gaps)
+    return Pipeline(library, router, Scorer(config.scorer, library, router, judge))
