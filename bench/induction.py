@@ -66,7 +66,8 @@ async def run(out: Path, library_dir: Path) -> dict:
     if accepted:
         accept(library_dir, accepted, out, read_patches(out / "patches.json"))
     new_settings = Settings(library_dir=library_dir)
-    after_router = Router(new_settings.library_source().load(), engine.embedder, new_settings.router_config())
+    after_router = Router(new_settings.library_source().load(), engine.embedder, new_settings.router_config(),
+                          static_embedder=engine.static_embedder)
     await asyncio.get_running_loop().run_in_executor(None, after_router.build_sync)
     after = await routing_accuracy(after_router, rows, label_of)
     await engine.aclose()

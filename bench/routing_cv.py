@@ -1,14 +1,22 @@
 """Cross-validated routing accuracy on the cards' own example subgoals: the measure used to choose the
-embedder and the router's settings without ever reading the held-out sets (data/heldout/routing_heldout*.jsonl).
-Per routing scope, as the router fits them: the default scope (every card but the agent ones) and the agent
-scope (agent and tool-use cards), whose threshold is calibrated here to leave the same share of in-scope
-examples below it as the default threshold does in the default scope.
+embedder, the routing tiers and the router's settings without ever reading the held-out sets
+(data/heldout/routing_heldout*.jsonl). Per routing scope, as the router fits them: the default scope (every
+card but the agent ones) and the agent scope (agent and tool-use cards).
 
-Each card's examples are dealt into K folds. For each fold, the router's card vectors are fitted on the
-other folds' examples plus every card's name and when_to_use, and the fold's examples are routed (top-1).
-The embedder and the defaults come from the settings, e.g. SCRIBE_EMBEDDER_MODEL=all-MiniLM-L6-v2.
+Each card's examples are dealt into K folds (several seeds). For each fold, the card vectors are fitted on the
+other folds' examples plus every card's name and when_to_use, in each space (the transformer embedder and the
+static model distilled from it), and the fold's examples are routed. From those similarities it calibrates:
+- the second tier's combination (mpnet + w * static) / (1 + w): the weight w with the best accuracy;
+- each deciding space's thresholds: the similarity leaving the same share of examples below it as
+  route_threshold does for the transformer in the default scope;
+- the static floor: the static similarity of the lowest tenth of the examples (the static tier is right on
+  under half of those, against three quarters above; and it scores off-topic text higher than the
+  transformer does, so a low static similarity is not trusted);
+- the static margin bound: the smallest with which the cascade (static where its best card leads by at least
+  the bound and its similarity is at the floor, else the combination) is, averaged over seeds, no less
+  accurate than the transformer alone, in both scopes.
 
-    .venv/bin/python bench/routing_cv.py --lexical-weights 0 0.5 0.8 1.2 --json-out bench/results/routing_cv_mpnet.json
+    .venv/bin/python bench/routing_cv.py --json-out bench/results/routing_cv_mpnet.json
 """
 
 from __future__ import annotations
@@ -18,20 +26,23 @@ import argparse
 import numpy as np
 
 from common import report
-from scribe_rm.pipeline.embedder import Embedder
 from scribe_rm.library import admits, load_library
+from scribe_rm.pipeline.embedder import make_embedder
 from scribe_rm.pipeline.router import anchor_texts, fit_index_vectors, joint_vectors
 from scribe_rm.settings import Settings
 
+WEIGHTS = (0.25, 0.5, 0.75, 1.0)
+FLOOR_QUANTILE = 0.1
+BOUNDS = tuple(round(b, 3) for b in np.arange(0.0, 0.0801, 0.005))
 
-def cross_validate(embedded: dict[str, np.ndarray], cards, folds: int, seed: int, train_steps: int,
-                   lexical_weight: float) -> tuple[float, np.ndarray]:
-    """(top-1 accuracy, each example's top similarity) of routing every example with the card vectors fitted
-    on the other folds."""
+
+def fold_similarities(embedded: dict[str, np.ndarray], cards, folds: int, seed: int, train_steps: int,
+                      lexical_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's similarity to every card, with the card vectors fitted on the other folds; its label."""
     rng = np.random.default_rng(seed)
     examples = [(k, text, rng.integers(folds)) for k, card in enumerate(cards) for text in card.examples]
     always = [(k, text) for k, card in enumerate(cards) for text in (card.name, card.when_to_use)]
-    correct, tops = 0, []
+    sims, labels = [], []
     for fold in range(folds):
         train = [(k, t) for k, t, f in examples if f != fold] + always
         test = [(k, t) for k, t, f in examples if f == fold]
@@ -41,55 +52,108 @@ def cross_validate(embedded: dict[str, np.ndarray], cards, folds: int, seed: int
         queries = np.stack([embedded[t] for _, t in test])
         if tfidf is not None:
             queries = joint_vectors(queries, tfidf.transform([t for _, t in test]).toarray(), lexical_weight)
-        similarities = queries @ vectors.T
-        correct += int((similarities.argmax(axis=1) == np.array([k for k, _ in test])).sum())
-        tops.extend(similarities.max(axis=1))
-    return correct / len(examples), np.array(tops)
+        sims.append(queries @ vectors.T)
+        labels += [k for k, _ in test]
+    return np.vstack(sims), np.array(labels)
+
+
+def accuracy(sims: np.ndarray, labels: np.ndarray) -> float:
+    return float((sims.argmax(axis=1) == labels).mean())
+
+
+def cascade(static: np.ndarray, combined: np.ndarray, labels: np.ndarray, bound: float,
+            floor: float) -> tuple[float, float]:
+    """(accuracy, share decided by the second tier) of the static+mpnet cascade."""
+    ranked = np.sort(static, axis=1)
+    clear = (ranked[:, -1] - ranked[:, -2] >= bound) & (ranked[:, -1] >= floor)
+    predicted = np.where(clear, static.argmax(axis=1), combined.argmax(axis=1))
+    return float((predicted == labels).mean()), float(1 - clear.mean())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--lexical-weights", type=float, nargs="+", default=None,
-                        help="TF-IDF weights to compare (default: SCRIBE_ROUTE_LEXICAL_WEIGHT only).")
+                        help="TF-IDF weights to compare for the transformer (default: SCRIBE_ROUTE_LEXICAL_WEIGHT).")
     parser.add_argument("--json-out")
     args = parser.parse_args()
 
     settings = Settings()
     library = load_library(settings.library_dir, settings.fallback_card_id)
     cards = [card for card in library.cards.values() if card.id != settings.fallback_card_id]
-    embedder = Embedder(settings.embedder_config())
-    embedder.load()
     texts = [text for card in cards for text in anchor_texts(card)]  # the router's order: shares its cache
-    embedded = dict(zip(texts, embedder.encode_cached_sync(texts, settings.anchor_cache_dir)))
+    embedded = {}
+    for name, config in (("mpnet", settings.embedder_config()),
+                         ("static", settings.model_copy(update={"routing_tiers": "static"}).static_embedder_config())):
+        embedder = make_embedder(config)
+        embedder.load()
+        embedded[name] = dict(zip(texts, embedder.encode_cached_sync(texts, settings.anchor_cache_dir)))
     scopes = {"default": [c for c in cards if admits(None, c.domain)],
               "agent": [c for c in cards if admits("agent", c.domain)]}  # as the router fits them
+    steps, lexical = settings.route_train_steps, settings.route_lexical_weight
 
-    weights = args.lexical_weights or [settings.route_lexical_weight]
-    runs = {w: cross_validate(embedded, scopes["default"], args.folds, args.seed, settings.route_train_steps, w)
-            for w in weights}
-    accuracy = {w: a for w, (a, _) in runs.items()}
-    agent_accuracy, agent_tops = cross_validate(embedded, scopes["agent"], args.folds, args.seed,
-                                                settings.route_train_steps, settings.route_lexical_weight)
-    # the agent threshold that leaves as many of its scope's examples below it as route_threshold does
-    _, default_tops = runs.get(settings.route_lexical_weight) or cross_validate(
-        embedded, scopes["default"], args.folds, args.seed, settings.route_train_steps, settings.route_lexical_weight)
-    below = float((default_tops < settings.route_threshold).mean())
-    agent_threshold = float(np.quantile(agent_tops, below))
+    lexical_sweep = {w: float(np.mean([accuracy(*fold_similarities(embedded["mpnet"], scopes["default"], args.folds,
+                                                                    seed, steps, w)) for seed in args.seeds]))
+                     for w in (args.lexical_weights or [lexical])}
+    sims = {(space, scope, seed): fold_similarities(embedded[space], scopes[scope], args.folds, seed, steps, lexical)
+            for space in ("mpnet", "static") for scope in scopes for seed in args.seeds}
+    labels = {(scope, seed): sims[("mpnet", scope, seed)][1] for scope in scopes for seed in args.seeds}
+
+    def combined(scope: str, seed: int, w: float) -> np.ndarray:
+        return (sims[("mpnet", scope, seed)][0] + w * sims[("static", scope, seed)][0]) / (1 + w)
+
+    def mean_over_seeds(fn) -> float:
+        return float(np.mean([fn(seed) for seed in args.seeds]))
+
+    weight_accuracy = {w: np.mean([mean_over_seeds(lambda seed: accuracy(combined(scope, seed, w),
+                                                                           labels[(scope, seed)]))
+                                   for scope in scopes]) for w in WEIGHTS}
+    weight = max(weight_accuracy, key=weight_accuracy.get)
+
+    # thresholds: the share of default-scope examples the transformer leaves below route_threshold, everywhere
+    tops = {(space, scope): np.concatenate([
+        (combined(scope, seed, weight) if space == "static+mpnet" else sims[(space, scope, seed)][0]).max(axis=1)
+        for seed in args.seeds]) for space in ("mpnet", "static", "static+mpnet") for scope in scopes}
+    below = float((tops[("mpnet", "default")] < settings.route_threshold).mean())
+    thresholds = {key: float(np.quantile(values, below)) for key, values in tops.items()}
+    floors = {scope: float(np.quantile(tops[("static", scope)], FLOOR_QUANTILE)) for scope in scopes}
+
+    alone = {(space, scope): mean_over_seeds(lambda seed: accuracy(
+        combined(scope, seed, weight) if space == "static+mpnet" else sims[(space, scope, seed)][0],
+        labels[(scope, seed)])) for space in ("mpnet", "static", "static+mpnet") for scope in scopes}
+    curve = {(scope, bound): tuple(np.mean([cascade(sims[("static", scope, seed)][0], combined(scope, seed, weight),
+                                                    labels[(scope, seed)], bound, floors[scope])
+                                            for seed in args.seeds], axis=0))
+             for scope in scopes for bound in BOUNDS}
+    keeps = [b for b in BOUNDS if all(curve[(scope, b)][0] >= alone[("mpnet", scope)] for scope in scopes)]
+    bound = keeps[0] if keeps else None
+
+    rows = [(f"transformer top-1, lexical weight {w}", round(a, 4), None) for w, a in lexical_sweep.items()]
+    for scope in scopes:
+        rows += [(f"{scope} scope: top-1 {space}", round(alone[(space, scope)], 4), None)
+                 for space in ("mpnet", "static", "static+mpnet")]
+    rows += [(f"combination weight w (static), chosen of {WEIGHTS}", weight, f"setting: {settings.route_static_weight}")]
+    for (space, scope), value in thresholds.items():
+        rows.append((f"threshold {space}, {scope} scope", round(value, 4), None))
+    rows += [(f"static floor, {scope} scope", round(value, 4), None) for scope, value in floors.items()]
+    rows.append(("static margin bound keeping transformer accuracy", bound, f"setting: {settings.route_static_margin}"))
+    for scope in scopes:
+        for b in (0.01, 0.02, 0.03, 0.04, 0.05):
+            acc, share = curve[(scope, b)]
+            rows.append((f"{scope} cascade, bound {b}: top-1 / second-tier share", f"{acc:.4f} / {share:.2f}", None))
     n_examples = sum(len(card.examples) for card in scopes["default"])
-    name = str(settings.embedder_model_dir or settings.embedder_model)
-    rows = [(f"top-1, lexical weight {w}", round(a, 4), None) for w, a in accuracy.items()]
-    rows += [("top-1, agent scope (agent + tool-use cards)", round(agent_accuracy, 4), None),
-             (f"examples below route_threshold {settings.route_threshold}", round(below, 4), None),
-             ("agent threshold leaving the same share below", round(agent_threshold, 4),
-              f"setting: {settings.route_agent_threshold}")]
-    report(f"Routing, {args.folds}-fold CV on {n_examples} card examples (default scope), embedder {name}", rows,
-           {"embedder": name, "folds": args.folds, "seed": args.seed, "n_examples": n_examples,
-            "top1_by_lexical_weight": {str(w): a for w, a in accuracy.items()},
-            "agent_scope": {"n_examples": sum(len(c.examples) for c in scopes["agent"]), "top1": agent_accuracy,
-                            "calibrated_threshold": agent_threshold},
-            "share_below_route_threshold": below}, args.json_out)
+    report(f"Routing, {args.folds}-fold CV x seeds {args.seeds} on {n_examples} card examples (default scope) and "
+           f"{sum(len(c.examples) for c in scopes['agent'])} (agent scope)", rows,
+           {"folds": args.folds, "seeds": args.seeds, "n_examples": n_examples,
+            "top1_by_lexical_weight": {str(w): a for w, a in lexical_sweep.items()},
+            "top1": {f"{space}/{scope}": a for (space, scope), a in alone.items()},
+            "combination_weight": weight, "weight_accuracy": {str(w): float(a) for w, a in weight_accuracy.items()},
+            "share_below_route_threshold": below,
+            "thresholds": {f"{space}/{scope}": t for (space, scope), t in thresholds.items()},
+            "static_floors": floors, "static_margin_bound": bound,
+            "cascade": {f"{scope}/{b}": {"top1": a, "second_tier_share": s} for (scope, b), (a, s) in curve.items()}},
+           args.json_out)
 
 
 if __name__ == "__main__":

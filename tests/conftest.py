@@ -19,7 +19,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 
-from scribe_rm.pipeline.embedder import Embedder  # noqa: E402
+from scribe_rm.pipeline.embedder import Embedder, make_embedder  # noqa: E402
 from scribe_rm.pipeline.judges import JudgeError  # noqa: E402
 from scribe_rm.library import load_library  # noqa: E402
 from scribe_rm.pipeline.router import Router  # noqa: E402
@@ -95,8 +95,15 @@ def embedder(settings):
 
 
 @pytest.fixture(scope="session")
-def router(settings, library, embedder):
-    r = Router(library, embedder, settings.router_config())
+def static_embedder(settings):
+    e = make_embedder(settings.static_embedder_config())
+    e.load()
+    return e
+
+
+@pytest.fixture(scope="session")
+def router(settings, library, embedder, static_embedder):
+    r = Router(library, embedder, settings.router_config(), static_embedder=static_embedder)
     r.build_sync()
     return r
 

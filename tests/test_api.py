@@ -182,3 +182,13 @@ def test_json_logs_carry_the_request_id(capsys):
         root.handlers[:], root.level = saved[0], saved[1]
     record = json.loads(line)
     assert record["message"] == "hello world" and record["request_id"] == "abc" and record["level"] == "INFO"
+
+
+def test_the_share_of_steps_the_second_routing_tier_decided_is_reported(client):
+    steps = [{"text": "Reduce the expression modulo 7 using Fermat's little theorem."},
+             {"text": "I like turtles and sunny afternoons."}]
+    body = client.post("/score", json={"items": [{"id": "t", "question": "Q", "steps": steps}]}).json()
+    assert body["cache"]["route_second_tier"] == 1  # the off-topic step: the static tier alone was not clear
+    text = client.get("/metrics").text
+    assert 'scribe_route_decided_total{space="static"}' in text
+    assert 'scribe_route_decided_total{space="static+mpnet"}' in text

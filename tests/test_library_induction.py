@@ -237,11 +237,11 @@ def test_merge_picks_the_existing_card_a_cluster_belongs_to(library, embedder, s
 
 
 @pytest.mark.model
-async def test_own_domain_cards_route_only_for_their_domain(tmp_path, settings, embedder):
+async def test_own_domain_cards_route_only_for_their_domain(tmp_path, settings, embedder, static_embedder):
     library_dir, card = draft_dir(tmp_path, settings)
     accept(library_dir, [card.id])
     library = load_library(library_dir, FALLBACK)
-    router = Router(library, embedder, settings.router_config())
+    router = Router(library, embedder, settings.router_config(), static_embedder=static_embedder)
     router.build_sync()
     text = "Join the refunds table to the orders on order_id and verify the number of rows."
     own, unfiltered, math = await router.route([text] * 3, ["data_analysis", None, "math"])
@@ -251,7 +251,7 @@ async def test_own_domain_cards_route_only_for_their_domain(tmp_path, settings, 
 
 
 @pytest.mark.model
-async def test_induce_end_to_end_with_a_scripted_drafter(tmp_path, settings, embedder, library):
+async def test_induce_end_to_end_with_a_scripted_drafter(tmp_path, settings, embedder, static_embedder, library):
     """Steps that route to existing cards are left out; the rest cluster by what they do; one cluster close
     to an existing card becomes a patch; a drafter failure is a refused proposal, not a crash."""
     from scribe_rm.pipeline.engine import Engine, Pipeline
@@ -261,10 +261,11 @@ async def test_induce_end_to_end_with_a_scripted_drafter(tmp_path, settings, emb
                                                   / "trajectories.jsonl").read_text().splitlines()]
     items = [ScoreItem.model_validate(t) for t in trajectories[:6]]
     judge = JsonJudge([DRAFT_REPLY] * 3 + [JudgeError("scripted: cut at max_tokens")] + [DRAFT_REPLY] * 10)
-    router = Router(library, embedder, settings.router_config())
+    router = Router(library, embedder, settings.router_config(), static_embedder=static_embedder)
     router.build_sync()
     engine = Engine(settings.pipeline_config(), embedder, judge,
-                    Pipeline(library, router, Scorer(settings.scorer_config(), library, router, judge)), GapSample(0, 0.02))
+                    Pipeline(library, router, Scorer(settings.scorer_config(), library, router, judge)), GapSample(0, 0.02),
+                    static_embedder)
     induction = await induce(engine, items, InduceOptions(source="test", clusters=6, min_cluster_size=3))
     assert len(induction.units) == 36 and sum(induction.covered) == 0  # no data_analysis cards yet
     actions = [p.action for p in induction.proposals]

@@ -58,3 +58,30 @@ def test_missing_part_package_names_the_install_command(monkeypatch):
 def test_set_up_prepared_the_real_weights():
     """scripts/setup.sh ran `scribe-rm models prepare`: the default embedder is upstream's file."""
     assert models.sha256_of(MPNET_DIR / "model.safetensors") == models.MPNET_WEIGHTS_SHA256
+
+
+def test_set_up_distilled_the_static_tier_from_those_weights():
+    """The static routing tier's manifest records the recipe and the source weights it was distilled from."""
+    import json
+
+    manifest = json.loads((models.STATIC_DIR / models.STATIC_MANIFEST).read_text())
+    assert manifest["source_sha256"] == models.MPNET_WEIGHTS_SHA256 and manifest["pca_dims"] == 256
+    assert manifest["vectors_sha256"] == models.sha256_of(models.STATIC_DIR / "model.safetensors")
+    assert models.is_static_prepared(models.STATIC_DIR, MPNET_DIR)
+
+
+def test_a_changed_source_or_recipe_distills_again(tmp_path, monkeypatch):
+    import json
+
+    source, static = tmp_path / "source", tmp_path / "static"
+    source.mkdir()
+    static.mkdir()
+    (source / "model.safetensors").write_bytes(b"weights v1")
+    (static / "model.safetensors").write_bytes(b"vectors")
+    (static / models.STATIC_MANIFEST).write_text(json.dumps(models.static_manifest(source)))
+    assert models.is_static_prepared(static, source)
+    monkeypatch.setattr(models, "STATIC_RECIPE", {**models.STATIC_RECIPE, "pca_dims": 128})
+    assert not models.is_static_prepared(static, source)  # another recipe
+    monkeypatch.undo()
+    (source / "model.safetensors").write_bytes(b"weights v2")
+    assert not models.is_static_prepared(static, source)  # other source weights

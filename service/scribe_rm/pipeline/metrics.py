@@ -21,6 +21,8 @@ ROUTE_SIMILARITY = Histogram("scribe_route_similarity", "Routing similarity of t
                              buckets=UNIT_BUCKETS)
 ROUTE_LOOKUPS = Counter("scribe_route_lookups_total", "Routing texts by how they were answered: hit (routing "
                         "cache), miss (embedded), deduplicated (a repeat within one call).", ["result"])
+ROUTE_DECIDED_BY = Counter("scribe_route_decided_total", "Routed steps by the space(s) that decided: static (first "
+                           "tier), static+mpnet (the second tier), or mpnet alone.", ["space"])
 ROUTE_FALLBACK = Counter("scribe_route_fallback_total", "Steps below the threshold, judged by the fallback card.")
 STEP_SCORE = Histogram("scribe_step_score", "Expected 0-3 step score, by prototype.", ["prototype"],
                        buckets=SCORE_BUCKETS)

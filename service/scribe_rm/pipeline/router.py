@@ -1,45 +1,57 @@
-"""Route a subgoal to its skill card: FAISS inner product against one learned vector per card.
+"""Route a subgoal to its skill card in one or two embedding spaces (spaces.py), each fitting one vector per
+card per routing scope, with a lexical part.
 
-Every card contributes anchors (its example subgoals, its name, its when_to_use). At load the router fits
-one unit vector per card on those anchors (softmax regression started from the anchors' centroid, full
-batch, so it is deterministic). A lexical part is appended: the card's TF-IDF centroid over its anchors,
-because sentence embedders read notation-heavy steps poorly while words such as "mod", "divisor" or "retry" are
-telling. Card vectors are [semantic ; w * lexical] / (1 + w), queries likewise, so one FAISS inner product
-gives the weighted mean of the two cosines. Both parts were chosen by cross-validation on the cards'
-examples (bench/routing_cv.py) and generalize far better than nearest-anchor lookup (`scribe-rm eval
-routing`). Below the threshold the fallback card judges the step and the miss is flagged.
-
-Concurrent requests are micro-batched: embedding, the lexical part and the search run for a whole batch
-at once in the embedder's worker thread, so the event loop only ranks the results. Only distinct texts
-are embedded (GRPO rollouts of one prompt share steps), and a bounded LRU keeps each text's card
-similarities, keyed by (library version, embedder fingerprint, text), so that rollouts repeated across
-training steps are not embedded again.
+Tiers (RouterConfig.tiers):
+- "mpnet": the transformer embedder (all-mpnet-base-v2 by default) decides alone.
+- "static": the static model distilled from it decides alone (~500x cheaper on a CPU; routes worse).
+- "static+mpnet": every text is routed in the static space; where its best card leads the runner-up by less
+  than `static_margin`, or its similarity is below the static floor (the static model scores off-topic text
+  higher than the transformer does), the transformer space is computed too and the two spaces'
+  similarities, combined as (mpnet + w * static) / (1 + w), decide. The bound, the floor, the weight and each
+  deciding space's thresholds were chosen by cross-validation on the cards' examples (bench/routing_cv.py):
+  there the cascade routes no worse than the transformer alone, with about half of the texts needing the
+  second tier.
+Below the deciding space's threshold the fallback card judges the step and the miss is flagged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-import faiss
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 
-from ..blocks.lru import LRUCache
-from ..blocks.microbatch import ItemFailed, MicroBatcher
+from ..blocks.microbatch import ItemFailed
 from ..library import BUILTIN_DOMAINS, Card, Domain, Library, admits, scope_of
 from . import metrics
 from .embedder import Embedder
 from .errors import UnknownCard
 from .gap_sample import GapSample, GapStep
+from .spaces import Space, anchor_texts, fit_card_vectors, fit_index_vectors, joint_vectors
+
+__all__ = ["Candidate", "Route", "Router", "RouterConfig", "RoutingCounts", "Tiers", "anchor_texts",
+           "fit_card_vectors", "fit_index_vectors", "joint_vectors"]
+
+Tiers = Literal["static+mpnet", "mpnet", "static"]
+Decider = Literal["mpnet", "static", "static+mpnet"]
 
 
 @dataclass(frozen=True)
 class RouterConfig:
-    threshold: float = 0.09  # joint similarity below which the fallback card judges the step
-    # for texts of domain "agent" and of a library's own domains, whose scopes rank fewer cards (settings.py)
+    tiers: Tiers = "mpnet"
+    # similarity below which the fallback card judges the step, per deciding space; "agent" thresholds serve
+    # the agent scope and a library's own domains, whose scopes rank fewer cards (similarities run lower)
+    threshold: float = 0.09  # the transformer space
     agent_threshold: float = 0.073
+    static_threshold: float = 0.094
+    static_agent_threshold: float = 0.078
+    combined_threshold: float = 0.093
+    combined_agent_threshold: float = 0.076
+    static_margin: float = 0.03  # static+mpnet: below this lead over the runner-up, the second tier decides
+    static_floor: float = 0.113  # static+mpnet: below this static similarity too (default scope) ...
+    static_agent_floor: float = 0.092  # ... and in the other scopes
+    static_weight: float = 0.5  # static+mpnet: weight of the static similarities in the second tier
     top_k: int = 3
     fallback_id: str = "general.step_validity"
     train_steps: int = 300  # 0: plain anchor centroids
@@ -48,7 +60,14 @@ class RouterConfig:
     batch_size: int = 64  # micro-batch across requests
     window_ms: float = 5.0
     anchor_cache_dir: Path | None = None
-    cache_size: int = 100_000  # texts whose card similarities are kept
+    cache_size: int = 100_000  # texts whose card similarities are kept, per space
+
+    def threshold_of(self, decider: Decider, default_scope: bool) -> float:
+        pairs = {"mpnet": (self.threshold, self.agent_threshold),
+                 "static": (self.static_threshold, self.static_agent_threshold),
+                 "static+mpnet": (self.combined_threshold, self.combined_agent_threshold)}
+        default, scoped = pairs[decider]
+        return default if default_scope else scoped
 
 
 @dataclass(frozen=True)
@@ -63,85 +82,49 @@ class Route:
     similarity: float | None  # None when the caller named the card explicitly
     fallback: bool
     alternatives: tuple[Candidate, ...]  # top-k by similarity, best first
+    decided_by: Decider | None = None  # the space(s) whose similarities decided; None: named explicitly
+
+    @property
+    def margin(self) -> float | None:
+        ranked = self.alternatives
+        return ranked[0].similarity - ranked[1].similarity if len(ranked) > 1 else None
 
 
 @dataclass
 class RoutingCounts:
     """How one call's texts were answered."""
-    hits: int = 0  # from the routing cache
-    misses: int = 0  # distinct texts embedded
+    hits: int = 0  # distinct texts from the routing cache (first tier)
+    misses: int = 0  # distinct texts embedded (first tier)
     deduplicated: int = 0  # repeats of another text of the same call
+    second_tier: int = 0  # texts (with their repeats) that the second tier decided
 
     def add(self, other: "RoutingCounts") -> None:
         self.hits += other.hits
         self.misses += other.misses
         self.deduplicated += other.deduplicated
-
-
-@dataclass(frozen=True)
-class Scope:
-    """The cards one routing scope ranks, their FAISS index, the fitted TF-IDF (None: lexical part off), and
-    where the scope's similarities sit in a text's row (all scopes side by side, one array per text)."""
-    card_ids: list[str]
-    index: faiss.IndexFlatIP
-    tfidf: TfidfVectorizer | None
-    start: int
-
-
-def fit_card_vectors(anchors: np.ndarray, labels: np.ndarray, n_cards: int, steps: int,
-                     temperature: float = 10.0, learning_rate: float = 0.5) -> np.ndarray:
-    """One unit vector per card: cosine-softmax regression on the anchors, from their centroids."""
-    centroids = np.stack([anchors[labels == k].mean(axis=0) for k in range(n_cards)])
-    weights = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
-    for _ in range(steps):
-        unit = weights / np.linalg.norm(weights, axis=1, keepdims=True)
-        logits = temperature * anchors @ unit.T
-        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs /= probs.sum(axis=1, keepdims=True)
-        probs[np.arange(len(labels)), labels] -= 1.0
-        weights -= learning_rate * temperature * (probs.T @ anchors) / len(labels)
-    return np.ascontiguousarray(weights / np.linalg.norm(weights, axis=1, keepdims=True), dtype=np.float32)
-
-
-def anchor_texts(card: Card) -> tuple[str, ...]:
-    return (*card.examples, card.name, card.when_to_use)
-
-
-def joint_vectors(semantic: np.ndarray, lexical: np.ndarray, lexical_weight: float) -> np.ndarray:
-    joint = np.hstack([semantic, lexical_weight * lexical]) / (1 + lexical_weight)
-    return np.ascontiguousarray(joint, dtype=np.float32)
-
-
-def fit_index_vectors(embedded: np.ndarray, texts: list[str], labels: np.ndarray, n_cards: int, train_steps: int,
-                      lexical_weight: float) -> tuple[np.ndarray, TfidfVectorizer | None]:
-    """The indexed vector of each card, [semantic ; w * lexical] / (1 + w), and the fitted TF-IDF (None if w == 0)."""
-    vectors = fit_card_vectors(embedded, labels, n_cards, train_steps)
-    if lexical_weight <= 0:
-        return vectors, None
-    tfidf = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
-    terms = tfidf.fit_transform(texts)
-    centroids = np.vstack([np.asarray(terms[labels == k].mean(axis=0)) for k in range(n_cards)])
-    return joint_vectors(vectors, normalize(centroids), lexical_weight), tfidf
-
-
-RECENT_VECTORS = 4096
+        self.second_tier += other.second_tier
 
 
 class Router:
-    def __init__(self, library: Library, embedder: Embedder, config: RouterConfig, gaps: GapSample | None = None):
+    def __init__(self, library: Library, embedder: Embedder, config: RouterConfig, gaps: GapSample | None = None,
+                 static_embedder: Embedder | None = None):
         self.library = library
         self.config = config
         self.gaps = gaps  # where texts no card fits well are sampled (shared across library versions)
         self._known_domains = set(library.domains) | set(BUILTIN_DOMAINS)
-        self.embedder = embedder
         self.fallback = library.cards[config.fallback_id]
-        self._scopes: dict[str, Scope] = {}
-        self._embedder_fingerprint = ""
-        self._cache: LRUCache[np.ndarray] = LRUCache(config.cache_size)  # by text: its row of similarities
-        # the embeddings of recently embedded texts, so that a text offered to the gap sample arrives with
-        # its vector and GET /library/gaps need not embed it again (~3 KB each)
-        self._recent_vectors: LRUCache[np.ndarray] = LRUCache(RECENT_VECTORS if gaps is not None and gaps.size else 0)
-        self._batcher = MicroBatcher(self.search_sync, embedder.executor, config.batch_size, config.window_ms / 1000.0)
+        self._layout: dict[str, tuple[int, list[str]]] = {}  # scope -> (start in a row, its card ids)
+        window_s = config.window_ms / 1000.0
+        self.spaces: dict[str, Space] = {}
+        if config.tiers != "static":  # the gap sample keeps transformer vectors: GET /library/gaps clusters those
+            self.spaces["mpnet"] = Space("mpnet", embedder, config.train_steps, config.lexical_weight,
+                                         config.batch_size, window_s, config.cache_size,
+                                         keep_vectors=gaps is not None and gaps.size > 0)
+        if config.tiers != "mpnet":
+            if static_embedder is None:
+                raise ValueError(f"routing tiers {config.tiers!r} need the static embedder")
+            self.spaces["static"] = Space("static", static_embedder, config.train_steps, config.lexical_weight,
+                                          config.batch_size, window_s, config.cache_size)
 
     @property
     def text_chars(self) -> int:
@@ -149,40 +132,25 @@ class Router:
 
     @property
     def ready(self) -> bool:
-        return bool(self._scopes)
+        return bool(self._layout) and all(space.ready for space in self.spaces.values())
 
     def build_sync(self) -> None:
-        """Embed every anchor, fit each scope's card vectors and index them. Blocking; call from a worker thread."""
-        # the fallback is chosen by the threshold, never by similarity
-        cards = [card for card in self.library.cards.values() if card.id != self.fallback.id]
-        texts = [text for card in cards for text in anchor_texts(card)]
-        # in chunks on the embedder's own thread (its tokenizer must not run on two threads at once), between
-        # the batches of requests being routed while a reload builds
-        vectors = self.embedder.encode_cached_sync(texts, self.config.anchor_cache_dir)
-        embedded = dict(zip(texts, vectors))
-        # one vector per card: OpenMP threads would spin for longer than the search itself takes
-        faiss.omp_set_num_threads(1)
-        scopes, start = {}, 0
+        """Embed every anchor in each space and fit each scope's card vectors. Blocking; call it from a worker
+        thread. Scopes: the default one (every card but the agent and own-domain ones) and one per other domain."""
+        cards = [card for card in self.library.cards.values() if card.id != self.fallback.id]  # chosen by threshold
         own_domains = sorted({scope_of(card.domain) for card in cards} - {"default"})
+        scopes = {}
         for name, domain in [("default", None)] + [(d, d) for d in own_domains]:
             members = [card for card in cards if admits(domain, card.domain)]
             if members:
-                scopes[name] = self._fit_scope(members, embedded, start)
-                start += len(members)
-        self._embedder_fingerprint = self.embedder.fingerprint()
-        self._scopes = scopes
-
-    def _fit_scope(self, cards: list[Card], embedded: dict[str, np.ndarray], start: int) -> Scope:
-        texts, labels = [], []
-        for k, card in enumerate(cards):
-            card_texts = anchor_texts(card)
-            texts.extend(card_texts)
-            labels.extend([k] * len(card_texts))
-        vectors, tfidf = fit_index_vectors(np.stack([embedded[t] for t in texts]), texts, np.array(labels),
-                                           len(cards), self.config.train_steps, self.config.lexical_weight)
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(vectors)
-        return Scope([card.id for card in cards], index, tfidf, start)
+                scopes[name] = members
+        for space in self.spaces.values():
+            space.build_sync(scopes, self.config.anchor_cache_dir)
+        layout, start = {}, 0
+        for name, members in scopes.items():
+            layout[name] = (start, [card.id for card in members])
+            start += len(members)
+        self._layout = layout
 
     def explicit(self, card_id: str) -> Route:
         card = self.library.get(card_id)
@@ -192,88 +160,102 @@ class Router:
 
     async def route(self, texts: list[str], domains: list[Domain | None] | None = None,
                     counts: RoutingCounts | None = None) -> list[Route | ItemFailed]:
-        """One route per text, or the ItemFailed of a text the embedder could not take (its own failure only).
-        Each distinct text is looked up once: in the cache, else embedded; `counts` tallies which."""
-        keys = [(self.library.version, self._embedder_fingerprint, text[: self.text_chars]) for text in texts]
-        rows: dict[tuple[str, str, str], np.ndarray | ItemFailed | None] = {}
-        for key in keys:
-            if key not in rows:
-                rows[key] = self._cache.get(key)
-        todo = [key for key, row in rows.items() if row is None]
-        if todo:
-            for key, row in zip(todo, await self._batcher.submit([text for _, _, text in todo])):
-                rows[key] = row
-                if not isinstance(row, ItemFailed):
-                    self._cache.put(key, row)
-        call = RoutingCounts(hits=len(rows) - len(todo), misses=len(todo), deduplicated=len(keys) - len(rows))
-        for result, n in (("hit", call.hits), ("miss", call.misses), ("deduplicated", call.deduplicated)):
-            metrics.ROUTE_LOOKUPS.labels(result).inc(n)
+        """One route per text, or the ItemFailed of a text an embedder could not take (its own failure only).
+        Each distinct text is looked up once per space: in the cache, else embedded; `counts` tallies which."""
+        cut = [text[: self.text_chars] for text in texts]
+        domains = domains or [None] * len(texts)
+        distinct = list(dict.fromkeys(cut))
+        first = self.spaces["static" if self.config.tiers != "mpnet" else "mpnet"]
+        lookup = await first.rows(distinct, self.library.version)
+        call = RoutingCounts(hits=lookup.hits, misses=lookup.misses, deduplicated=len(cut) - len(distinct))
+        decider: Decider = "static" if self.config.tiers == "static" else "mpnet"
+        if self.config.tiers == "static+mpnet":
+            decided = await self._second_tier(cut, domains, lookup.rows, call)
+        else:
+            decided = [row if isinstance(row, ItemFailed) else self._decide(row, domain, decider)
+                       for row, domain in zip((lookup.rows[text] for text in cut), domains)]
+        self._count(call, decided)
         if counts is not None:
             counts.add(call)
-        domains = domains or [None] * len(texts)
-        decided = [row if isinstance(row, ItemFailed) else self._decide(row, domain)  # type: ignore[arg-type]
-                   for row, domain in zip((rows[key] for key in keys), domains)]
-        self._observe(keys, domains, decided)
+        self._observe(cut, domains, decided)
         return decided
 
-    def _observe(self, keys: list[tuple[str, str, str]], domains: list[Domain | None],
-                 decided: list[Route | ItemFailed]) -> None:
+    async def _second_tier(self, cut: list[str], domains: list[Domain | None],
+                           static_rows: dict[str, np.ndarray | ItemFailed], call: RoutingCounts
+                           ) -> list[Route | ItemFailed]:
+        """static+mpnet: the static decision where it is clear, else both spaces combined."""
+        first: list[Route | ItemFailed] = []
+        for text, domain in zip(cut, domains):
+            row = static_rows[text]
+            first.append(row if isinstance(row, ItemFailed) else self._decide(row, domain, "static"))
+        unclear = [i for i, (route, domain) in enumerate(zip(first, domains))
+                   if isinstance(route, Route) and not self._clear(route, domain)]
+        if not unclear:
+            return first
+        lookup = await self.spaces["mpnet"].rows(list(dict.fromkeys(cut[i] for i in unclear)), self.library.version)
+        w = self.config.static_weight
+        for i in unclear:
+            mpnet_row = lookup.rows[cut[i]]
+            if isinstance(mpnet_row, ItemFailed):
+                first[i] = mpnet_row
+                continue
+            combined = (mpnet_row + w * static_rows[cut[i]]) / (1 + w)  # type: ignore[operator]
+            first[i] = self._decide(combined, domains[i], "static+mpnet")
+        call.second_tier += len(unclear)
+        return first
+
+    def _clear(self, route: Route, domain: Domain | None) -> bool:
+        """Whether a static decision stands: its similarity at the floor and its lead over the runner-up at the
+        bound (a static fallback never stands: the second tier decides whether the text falls back)."""
+        c = self.config
+        floor = c.static_floor if scope_of(domain) == "default" else c.static_agent_floor
+        margin = route.margin
+        return (not route.fallback and route.similarity is not None and route.similarity >= floor
+                and (margin is None or margin >= c.static_margin))
+
+    @staticmethod
+    def _count(call: RoutingCounts, decided: list[Route | ItemFailed]) -> None:
+        for result, n in (("hit", call.hits), ("miss", call.misses), ("deduplicated", call.deduplicated)):
+            metrics.ROUTE_LOOKUPS.labels(result).inc(n)
+        for route in decided:
+            if isinstance(route, Route):
+                metrics.ROUTE_DECIDED_BY.labels(route.decided_by).inc()
+
+    def _observe(self, cut: list[str], domains: list[Domain | None], decided: list[Route | ItemFailed]) -> None:
         """Count routing outcomes per domain and offer each distinct text no card fits well to the gap sample."""
         offered = set()
-        for (_, _, text), domain, route in zip(keys, domains, decided):
+        vectors = self.spaces["mpnet"].recent_vectors if "mpnet" in self.spaces else None
+        for text, domain, route in zip(cut, domains, decided):
             if isinstance(route, ItemFailed) or self.gaps is None:
                 continue
-            ranked = route.alternatives
-            margin = ranked[0].similarity - ranked[1].similarity if len(ranked) > 1 else None
+            margin = route.margin
             outcome = self.gaps.outcome(route.fallback, margin)
             label = domain if domain is None or domain in self._known_domains else "other"  # bounded label set
             metrics.ROUTE_OUTCOMES.labels(label or "none", outcome).inc()
             if outcome != "confident" and (text, domain) not in offered:
                 offered.add((text, domain))
+                ranked = route.alternatives
                 self.gaps.offer(GapStep(text, domain, outcome, ranked[0].card_id if ranked else None,
                                         route.similarity, None if margin is None else round(margin, 6)),
-                                self._recent_vectors.get(text))
+                                vectors.get(text) if vectors is not None else None)
 
-    def search_sync(self, texts: list[str]) -> list[np.ndarray]:
-        """Each text's row: its similarity to every card of each scope, scope after scope in card order.
-        Blocking: runs in the embedder's thread. Texts repeated within the batch (concurrent requests can
-        share one) are embedded once."""
-        assert self._scopes, "router index not built"
-        distinct = list(dict.fromkeys(text[: self.text_chars] for text in texts))
-        semantic = self.embedder.encode_sync(distinct)
-        blocks = []
-        for scope in self._scopes.values():
-            vectors = semantic
-            if scope.tfidf is not None:
-                vectors = joint_vectors(semantic, scope.tfidf.transform(distinct).toarray(),
-                                        self.config.lexical_weight)
-            sims, ids = scope.index.search(vectors, scope.index.ntotal)  # exact: one vector per card
-            by_card = np.empty_like(sims)
-            np.put_along_axis(by_card, ids, sims, axis=1)
-            blocks.append(by_card)
-        # each row its own copy: a cached view would keep the whole batch's array alive
-        row_of = {text: row.copy() for text, row in zip(distinct, np.hstack(blocks))}
-        if self._recent_vectors.capacity:
-            for text, vector in zip(distinct, semantic):
-                self._recent_vectors.put(text, vector.copy())
-        return [row_of[text[: self.text_chars]] for text in texts]
-
-    def _decide(self, row: np.ndarray, domain: Domain | None) -> Route:
+    def _decide(self, row: np.ndarray, domain: Domain | None, decider: Decider) -> Route:
         name = scope_of(domain)
-        scope = self._scopes.get(name)
         ranked: list[Candidate] = []  # top-k by similarity (best first), among the cards the domain admits
-        if scope is not None:
-            similarities = row[scope.start: scope.start + len(scope.card_ids)]
+        if name in self._layout:
+            start, card_ids = self._layout[name]
+            similarities = row[start: start + len(card_ids)]
             for idx in np.argsort(-similarities, kind="stable").tolist():
-                card_id = scope.card_ids[idx]
+                card_id = card_ids[idx]
                 if admits(domain, self.library.cards[card_id].domain):
                     ranked.append(Candidate(card_id, round(float(similarities[idx]), 6)))
                     if len(ranked) == self.config.top_k:
                         break
         alternatives = tuple(ranked)
-        threshold = self.config.threshold if name == "default" else self.config.agent_threshold
+        threshold = self.config.threshold_of(decider, default_scope=name == "default")
         if not ranked or ranked[0].similarity < threshold:
             top = ranked[0].similarity if ranked else None
-            return Route(card=self.fallback, similarity=top, fallback=True, alternatives=alternatives)
+            return Route(card=self.fallback, similarity=top, fallback=True, alternatives=alternatives,
+                         decided_by=decider)
         return Route(card=self.library.cards[ranked[0].card_id], similarity=ranked[0].similarity,
-                     fallback=False, alternatives=alternatives)
+                     fallback=False, alternatives=alternatives, decided_by=decider)

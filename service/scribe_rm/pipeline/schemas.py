@@ -227,6 +227,8 @@ class CacheStats(BaseModel):
     route_hits: int = Field(0, description="Distinct routing texts served from the routing cache.")
     route_misses: int = Field(0, description="Distinct routing texts embedded.")
     route_deduplicated: int = Field(0, description="Routing texts repeating another one of this request.")
+    route_second_tier: int = Field(0, description="Routed steps the second routing tier decided (static+mpnet: "
+                                   "the static tier was unclear); the rest the first tier decided alone.")
 
 
 class ScoreResponse(BaseModel):

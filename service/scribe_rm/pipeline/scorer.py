@@ -153,7 +153,7 @@ class Scorer:
         except asyncio.TimeoutError:
             routes = None
         stats = CacheStats(hits=0, misses=0, deduplicated=0, route_hits=routing.hits, route_misses=routing.misses,
-                           route_deduplicated=routing.deduplicated)
+                           route_deduplicated=routing.deduplicated, route_second_tier=routing.second_tier)
         try:
             if routes is not None:
                 jobs = self._plan(prepared, routes, stats)
