@@ -192,3 +192,20 @@ def test_the_share_of_steps_the_second_routing_tier_decided_is_reported(client):
     text = client.get("/metrics").text
     assert 'scribe_route_decided_total{space="static"}' in text
     assert 'scribe_route_decided_total{space="static+mpnet"}' in text
+
+
+def test_an_item_without_a_domain_is_routed_in_the_scope_its_steps_point_to(client):
+    from conftest import REPO
+
+    item = json.loads((REPO / "examples" / "agent_request.json").read_text())["items"][0]
+    assert item["domain"] == "agent"
+    auto = client.post("/score", json={"items": [{**item, "domain": None}]}).json()["results"][0]
+    given = client.post("/score", json={"items": [item]}).json()["results"][0]
+    assert (auto["scope"], auto["scope_source"]) == ("agent", "auto")
+    assert (given["scope"], given["scope_source"]) == ("agent", "given")
+    assert [s["prototype_id"] for s in auto["steps"]] == [s["prototype_id"] for s in given["steps"]]
+    routed = client.post("/route", json={"items": [{"text": "Factor 84 into primes."}]}).json()["results"][0]
+    assert (routed["scope"], routed["scope_source"]) == ("default", "auto")
+    metrics = client.get("/metrics").text
+    assert 'scribe_route_scopes_total{scope="agent",source="auto"}' in metrics
+    assert 'scribe_route_scopes_total{scope="agent",source="given"}' in metrics

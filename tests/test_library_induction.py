@@ -23,7 +23,7 @@ from scribe_rm.induction.induce import InduceOptions, centered_by_item, induce
 from scribe_rm.induction.report import write_induction
 from scribe_rm.induction.merge import MERGE_THRESHOLD, CardCentroids, read_patches
 from scribe_rm.induction.review import accept, diff_libraries, write_card
-from scribe_rm.pipeline.router import Router
+from scribe_rm.pipeline.router import Router, RoutingItem
 from scribe_rm.pipeline.schemas import ScoreItem, ScoreRequest, SplitOptions
 from scribe_rm.pipeline.scorer import Scorer
 
@@ -244,10 +244,13 @@ async def test_own_domain_cards_route_only_for_their_domain(tmp_path, settings, 
     router = Router(library, embedder, settings.router_config(), static_embedder=static_embedder)
     router.build_sync()
     text = "Join the refunds table to the orders on order_id and verify the number of rows."
-    own, unfiltered, math = await router.route([text] * 3, ["data_analysis", None, "math"])
+    own, math, tools = await router.route([text] * 3, ["data_analysis", "math", "tool_use"])
     assert own.card.id == card.id and not own.fallback
     assert {c.card_id for c in own.alternatives} == {card.id}  # its scope holds its domain's cards only
-    assert card.id not in {unfiltered.card.id, math.card.id} | {c.card_id for c in unfiltered.alternatives}
+    for other in (math, tools):
+        assert card.id not in {other.card.id} | {c.card_id for c in other.alternatives}
+    (auto,) = await router.route_items([RoutingItem([text])])  # no domain: its steps point to the domain's scope
+    assert (auto.scope, auto.routes[0].card.id) == ("data_analysis", card.id)
 
 
 @pytest.mark.model
@@ -267,9 +270,11 @@ async def test_induce_end_to_end_with_a_scripted_drafter(tmp_path, settings, emb
                     Pipeline(library, router, Scorer(settings.scorer_config(), library, router, judge)), GapSample(0, 0.02),
                     static_embedder)
     induction = await induce(engine, items, InduceOptions(source="test", clusters=6, min_cluster_size=3))
-    assert len(induction.units) == 36 and sum(induction.covered) == 0  # no data_analysis cards yet
+    assert len(induction.units) == 36 and not any(induction.covered)  # no data_analysis cards yet
     actions = [p.action for p in induction.proposals]
-    assert actions.count("refused") == 1 and actions.count("card") + actions.count("patch") == len(actions) - 1
+    assert actions.count("refused") == 1 and actions.count("card") + actions.count("patch") >= 3
+    # below the 4 distinct texts a card needs a cluster is left out (min_cluster_size=3 lets such clusters form)
+    assert all((p.action == "left_out") == (p.distinct < 4) for p in induction.proposals)
     assert induction.quality()["ari"] > 0.6
     ids = [p.card.id for p in induction.proposals if p.card]
     assert len(ids) == len(set(ids)) and all(i.startswith("data_analysis.table_join") for i in ids)
@@ -315,3 +320,85 @@ def test_library_diff_shows_cards_and_routing_moves(tmp_path, settings):
     assert moved and int(moved.group(1)) == 84 - int(moved.group(2)) > 0  # every non-fallback step moved to the draft
     assert f"general.step_validity -> {card.id}" in result.output
     assert re.search(r"held-out routing_heldout.jsonl: top-1 0\.8\d\d -> 0\.8\d\d", result.output)
+
+
+# ---------- issue 24: distinct texts, grounded drafts, every step's fate ----------
+
+def planted_dialogues() -> list[ScoreItem]:
+    """Three kinds of support dialogues. Within a kind every dialogue makes the same lookup call (identical
+    text), all of them end with the same sign-off, and one step per dialogue is its own (distinct) text."""
+    kinds = {
+        "garden": ("get_store_hours", "Tool result: open 9-17",
+                   "I checked the plant's frost hardiness for zone {n} before recommending it for an outdoor bed"),
+        "bikes": ("get_workshop_queue", "Tool result: 3 bikes waiting",
+                  "I measured the chain stretch at {n} percent before quoting a drivetrain replacement"),
+        "museum": ("get_exhibition_list", "Tool result: 4 exhibitions",
+                   "I confirmed that the {n} o'clock guided tour still has wheelchair places before booking it"),
+    }
+    items = []
+    for kind, (tool, result, own) in kinds.items():
+        for n in range(5):
+            items.append(ScoreItem.model_validate({"id": f"{kind}-{n}", "policy": f"You help customers of a {kind} shop.",
+                "messages": [
+                    {"role": "user", "content": f"Question {n} about the {kind} service"},
+                    {"role": "assistant", "tool_calls": [{"function": {"name": tool, "arguments": {}}}]},
+                    {"role": "tool", "content": result.split(": ", 1)[1]},
+                    {"role": "user", "content": "And can you check something for me?"},
+                    {"role": "assistant", "content": own.format(n=n + 3) + "."},
+                    {"role": "user", "content": "Thanks!"},
+                    {"role": "assistant", "content": "Thanks for contacting us, goodbye!"}]}))
+    return items
+
+
+@pytest.mark.model
+async def test_induction_counts_distinct_texts_and_explains_every_step(tmp_path, settings, embedder, static_embedder,
+                                                                       library):
+    from scribe_rm.pipeline.engine import Engine, Pipeline
+    from scribe_rm.pipeline.gap_sample import GapSample
+
+    items = planted_dialogues()
+    reply = {**DRAFT_REPLY, "name": "Minecraft Profile Lookup", "when_to_use": "The step looks up a minecraft profile."}
+    judge = JsonJudge([reply] * 20)
+    router = Router(library, embedder, settings.router_config(), static_embedder=static_embedder)
+    router.build_sync()
+    engine = Engine(settings.pipeline_config(), embedder, judge,
+                    Pipeline(library, router, Scorer(settings.scorer_config(), library, router, judge)), GapSample(0, 0.02),
+                    static_embedder)
+    induction = await induce(engine, items, InduceOptions(source="planted", domain="support", include_covered=True,
+                                                          min_cluster_size=2))
+    assert len(induction.units) == 45 and len(induction.distinct) == 3 + 15 + 1  # 3 calls, 15 own steps, 1 sign-off
+    assert induction.proposals and not any(p.action == "refused" for p in induction.proposals)
+    for proposal in induction.proposals:
+        assert proposal.action in ("card", "patch", "left_out")
+        if proposal.action == "left_out":  # min_cluster_size=2 lets small clusters form; none is drafted
+            assert proposal.distinct < 4 and "a card needs 4" in proposal.error
+        else:
+            assert proposal.distinct >= 4
+            examples = proposal.card.examples if proposal.card else proposal.patch.add_examples
+            assert len({e.lower() for e in examples}) >= 4
+        if proposal.card is not None:  # "minecraft" appears nowhere in the data
+            assert proposal.review and "minecraft" in proposal.review
+    assert len(induction.fates) == len(induction.units) == len({f.unit for f in induction.fates})
+    sign_offs = [f for f in induction.fates if induction.units[f.unit].text == "Thanks for contacting us, goodbye!"]
+    assert len(sign_offs) == 15 and all("one of 15 repeats" in f.detail for f in sign_offs)
+    written = write_induction(induction, tmp_path / "out")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Every step" in report and all(u.id in report for u in induction.units)
+    if any(p.card for p in induction.proposals):
+        assert "**Review:** ungrounded:" in report and "minecraft" in report
+    summary = json.loads((tmp_path / "out" / "induction.json").read_text())
+    assert len(summary["steps"]) == 45 and sum(summary["fates"].values()) == 45
+    assert {p.suffix for p in written} >= {".md", ".png", ".json"}
+
+
+def test_grounding_names_the_terms_with_no_source(library):
+    from scribe_rm.induction.grounding import generic_vocabulary, ungrounded_terms
+    from scribe_rm.library import validate_card
+
+    card = validate_card({**DRAFT_REPLY, "id": "support.refund", "domain": "support", "name": "Minecraft Refund Approval",
+                          "when_to_use": "The step approves refunds for purchases after checking the order.",
+                          "examples": ["a", "b", "c", "d"]}, "test")
+    evidence = ["I approved the refund of order 1182 after checking the purchase date.", "Refunds need an order id."]
+    generic = generic_vocabulary(library.cards.values())  # the method's own words ("step", "correct", ...)
+    assert "step" in generic and ungrounded_terms(card, evidence, generic) == ["minecraft"]
+    assert ungrounded_terms(card, evidence + ["a Minecraft account"], generic) == []

@@ -127,7 +127,8 @@ async def test_overload_refuses_new_work(settings, library, router):
     judge = ScriptedJudge(slow_s=0.5)
     scorer = make_scorer(settings, library, router, judge, judge_max_pending=2)
     first = asyncio.create_task(scorer.score(request(steps_item("a", "SLOW 1", "SLOW 2"))))
-    await asyncio.sleep(0.1)
+    while judge.calls < 2:  # both of its judgements are pending (routing them may take a moment)
+        await asyncio.sleep(0.01)
     with pytest.raises(Overloaded, match="judge_max_pending=2"):
         await scorer.score(request(steps_item("b", "SLOW 3")))
     assert (await first).results[0].status == "ok"

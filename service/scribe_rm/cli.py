@@ -347,14 +347,16 @@ def eval_bfcl(records: int = typer.Option(20, min=1, help="Multi-turn BFCL recor
 
 
 @eval_app.command("routing")
-def eval_routing(data: Optional[Path] = typer.Option(None, help="Labelled JSONL (text, expected[, domain])."),
-                 use_domain: bool = typer.Option(False, help="Pass each row's domain as a filter."),
+def eval_routing(data: Optional[Path] = typer.Option(None, help="Labelled JSONL: phrasings (text, expected[, "
+                                                  "domain]) or /score items with metadata.expected per step."),
+                 use_domain: bool = typer.Option(False, help="Pass each row's domain; without it every item's scope "
+                                                 "is chosen from its steps."),
                  json_out: Optional[Path] = typer.Option(None, help="Also write the report as JSON."),
                  min_top1: float = typer.Option(0.0, help="Exit 1 when top-1 accuracy is below this.")) -> None:
     """Top-1 and top-3 routing accuracy on a held-out labelled set, with the confusions."""
-    from .evaluation.routing import DEFAULT_SET, evaluate_routing, load_labelled
+    from .evaluation.routing import DEFAULT_SET, evaluate_routing, load_cases
 
-    rows = load_labelled(data or DEFAULT_SET)
+    rows = load_cases(data or DEFAULT_SET)
 
     async def run():
         async with loaded_engine(with_judge=False) as engine:
@@ -367,6 +369,8 @@ def eval_routing(data: Optional[Path] = typer.Option(None, help="Labelled JSONL 
     console.print(table)
     console.print(f"n={report.n}  top-1={report.top1:.3f}  top-3={report.top3:.3f}  "
                   f"fallback rate={report.fallback_rate:.3f}  (domain filter: {use_domain})")
+    last = "" if report.last_step_top1 is None else f"  last steps of multi-step items: top-1={report.last_step_top1:.3f}"
+    console.print("scopes: " + ", ".join(f"{k}={v}" for k, v in report.scopes.most_common()) + last)
     if json_out:
         json_out.write_text(json.dumps(report.as_dict(), indent=2))
     if report.top1 < min_top1:

@@ -22,6 +22,7 @@ class Clustering:
     k: int
     silhouette: float | None  # of the chosen k (None when it was given or there was one cluster)
     silhouettes: dict[int, float] = field(default_factory=dict)  # every k tried
+    assigned: np.ndarray | None = None  # the cluster of each unit before the small ones were dropped
 
     def members(self, cluster: int) -> np.ndarray:
         return np.flatnonzero(self.labels == cluster)
@@ -29,6 +30,14 @@ class Clustering:
     @property
     def clusters(self) -> list[int]:
         return sorted(int(c) for c in set(self.labels.tolist()) if c >= 0)
+
+    @property
+    def dropped(self) -> dict[int, np.ndarray]:
+        """The clusters left out for their size, with their units."""
+        if self.assigned is None:
+            return {}
+        small = sorted(set(self.assigned[self.labels < 0].tolist()))
+        return {int(c): np.flatnonzero(self.assigned == c) for c in small}
 
 
 def _kmeans(vectors: np.ndarray, k: int, seed: int, restarts: int = 10) -> np.ndarray:
@@ -52,10 +61,10 @@ def cluster_vectors(vectors: np.ndarray, min_size: int = 3, max_k: int = 12, k: 
             silhouettes[candidate] = float(silhouette_score(search, labels, metric="cosine",
                                                             sample_size=min(m, 2000), random_state=seed))
         k = max(silhouettes, key=lambda c: (silhouettes[c], -c)) if silhouettes else 1
-    labels = _kmeans(unit, k, seed, restarts) if k > 1 else np.zeros(n, dtype=int)
-    sizes = np.bincount(labels, minlength=k)
-    labels = np.where(sizes[labels] >= min_size, labels, -1)
-    return Clustering(labels, k, silhouettes.get(k), silhouettes)
+    assigned = _kmeans(unit, k, seed, restarts) if k > 1 else np.zeros(n, dtype=int)
+    sizes = np.bincount(assigned, minlength=k)
+    labels = np.where(sizes[assigned] >= min_size, assigned, -1)
+    return Clustering(labels, k, silhouettes.get(k), silhouettes, assigned)
 
 
 def by_centrality(vectors: np.ndarray, members: np.ndarray) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Routing accuracy on a labelled set of subgoal phrasings (JSONL: text, expected, optional domain)."""
+"""Routing accuracy on labelled held-out data: JSONL of subgoal phrasings (text, expected, optional domain), each
+a one-step item, or of /score items (steps, response or messages) whose metadata.expected lists each step's card.
+Without --use-domain every item's scope is chosen from its steps, as for an item sent without a domain."""
 
 from __future__ import annotations
 
@@ -8,10 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..blocks.resources import heldout_set
-from ..pipeline.router import Router
+from ..pipeline.router import Router, RoutingItem
+from ..pipeline.schemas import ScoreItem, SplitOptions
+from ..pipeline.segment import segment_item
 
 DEFAULT_SET = heldout_set("routing_heldout.jsonl")
 AGENT_SET = heldout_set("routing_heldout_agent.jsonl")  # policy-bound dialogue steps
+DIALOGUE_SET = heldout_set("agent_dialogues_heldout.jsonl")  # whole agent dialogues of kinds the cards lack
+
+
+@dataclass(frozen=True)
+class LabelledItem:
+    texts: list[str]  # each step's routing text
+    expected: list[str]  # each step's card
+    domain: str | None = None
 
 
 @dataclass
@@ -21,14 +33,18 @@ class RoutingReport:
     top3: float
     fallback_rate: float
     confusions: Counter = field(default_factory=Counter)  # (expected, got) -> count
+    scopes: Counter = field(default_factory=Counter)  # the scope each item was routed in
+    last_step_top1: float | None = None  # items of several steps: their last step (a dialogue's sign-off)
 
     def as_dict(self) -> dict:
         return {"n": self.n, "top1": round(self.top1, 4), "top3": round(self.top3, 4),
-                "fallback_rate": round(self.fallback_rate, 4),
+                "fallback_rate": round(self.fallback_rate, 4), "scopes": dict(self.scopes),
+                "last_step_top1": None if self.last_step_top1 is None else round(self.last_step_top1, 4),
                 "confusions": [{"expected": e, "got": g, "count": c} for (e, g), c in self.confusions.most_common()]}
 
 
 def load_labelled(path: Path) -> list[dict]:
+    """Rows of a phrasing file (text, expected[, domain])."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     for i, row in enumerate(rows):
         if not {"text", "expected"} <= row.keys():
@@ -36,20 +52,54 @@ def load_labelled(path: Path) -> list[dict]:
     return rows
 
 
-async def evaluate_routing(router: Router, rows: list[dict], use_domain: bool = False) -> RoutingReport:
-    domains = [row.get("domain") if use_domain else None for row in rows]
-    routes = await router.route([row["text"] for row in rows], domains)
-    top1 = top3 = fallbacks = 0
-    confusions: Counter = Counter()
-    for row, route in zip(rows, routes):
-        expected = row["expected"]
-        fallbacks += route.fallback
-        if route.card.id == expected:
-            top1 += 1
-            top3 += 1
+def load_cases(path: Path) -> list[LabelledItem]:
+    """Either kind of file as labelled items."""
+    cases = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        if not line.strip():
             continue
-        confusions[(expected, route.card.id)] += 1
-        # a wrongly routed fallback phrase cannot be rescued by alternatives: the fallback is never ranked
-        top3 += any(c.card_id == expected for c in route.alternatives[:3])
-    n = len(rows)
-    return RoutingReport(n=n, top1=top1 / n, top3=top3 / n, fallback_rate=fallbacks / n, confusions=confusions)
+        row = json.loads(line)
+        if "text" in row:
+            cases.append(as_item(row))
+            continue
+        item = ScoreItem.model_validate(row)
+        segments = segment_item(item, SplitOptions()).segments
+        expected = item.metadata.get("expected")
+        if not isinstance(expected, list) or len(expected) != len(segments):
+            raise ValueError(f"{path}:{i + 1}: metadata.expected must name the card of each of its {len(segments)} steps")
+        cases.append(LabelledItem([s.subgoal or s.text for s in segments], expected, item.domain))
+    return cases
+
+
+def as_item(row: dict | LabelledItem) -> LabelledItem:
+    if isinstance(row, LabelledItem):
+        return row
+    if not {"text", "expected"} <= row.keys():
+        raise ValueError(f"a labelled phrasing needs 'text' and 'expected': {row}")
+    return LabelledItem([row["text"]], [row["expected"]], row.get("domain"))
+
+
+async def evaluate_routing(router: Router, rows: list[dict] | list[LabelledItem],
+                           use_domain: bool = False) -> RoutingReport:
+    items = [as_item(row) for row in rows]
+    routed = await router.route_items([RoutingItem(item.texts, item.domain if use_domain else None) for item in items])
+    top1 = top3 = fallbacks = n = 0
+    last_steps: list[bool] = []
+    confusions: Counter = Counter()
+    for item, result in zip(items, routed):
+        for j, (expected, route) in enumerate(zip(item.expected, result.routes)):
+            n += 1
+            fallbacks += route.fallback
+            right = route.card.id == expected
+            if len(item.texts) > 1 and j == len(item.texts) - 1:
+                last_steps.append(right)
+            if right:
+                top1 += 1
+                top3 += 1
+                continue
+            confusions[(expected, route.card.id)] += 1
+            # a wrongly routed fallback phrase cannot be rescued by alternatives: the fallback is never ranked
+            top3 += any(c.card_id == expected for c in route.alternatives[:3])
+    return RoutingReport(n=n, top1=top1 / n, top3=top3 / n, fallback_rate=fallbacks / n, confusions=confusions,
+                         scopes=Counter(result.scope for result in routed),
+                         last_step_top1=sum(last_steps) / len(last_steps) if last_steps else None)

@@ -64,11 +64,20 @@ def unique_id(domain: str, name: str, taken: set[str]) -> str:
     return card_id
 
 
-def example_texts(central: list[Unit], count: int, chars: int = 240) -> list[str]:
+EXAMPLE_CHARS = 240
+
+
+def as_example(text: str) -> str:
+    """A routing text as a card example: whitespace collapsed, cut at EXAMPLE_CHARS. Two texts are the same
+    example when these agree ignoring case (the card validator's test of distinct examples)."""
+    return " ".join(text.split())[:EXAMPLE_CHARS]
+
+
+def example_texts(central: list[Unit], count: int) -> list[str]:
     """Up to `count` distinct routing texts of the most central members."""
     seen, examples = set(), []
     for unit in central:
-        text = " ".join(unit.routing_text.split())[:chars]
+        text = as_example(unit.routing_text)
         if text.lower() not in seen:
             seen.add(text.lower())
             examples.append(text)

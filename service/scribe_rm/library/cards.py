@@ -14,19 +14,37 @@ Domain = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,39}$")]
 # "agent": skills of policy-bound agent dialogues (authenticate, check the policy, troubleshoot, close). A
 # text routes to them only when its item says domain "agent", which also admits the tool-use cards.
 DEFAULT_SCOPE_DOMAINS = ("math", "tool_use", "general")
+# Not a domain anyone writes: the router's broadest scope, every card at once, for an item whose own scope is
+# unclear. (Domains are snake_case words, so it cannot clash with one.)
+EVERY_CARD = "*"
 
 
 def scope_of(domain: str | None) -> str:
     """The routing scope of a text's domain. The router fits card vectors per scope, so a card set that only
     one scope admits (the agent cards, a user's own domain) never moves routing in another."""
+    if domain == EVERY_CARD:
+        return "all"
     if domain is None or domain in DEFAULT_SCOPE_DOMAINS:
         return "default"
     return domain
 
 
+def domain_of_scope(scope: str) -> str | None:
+    """The domain whose texts route in `scope`, every card of the scope admitted (None: the default scope)."""
+    return {"default": None, "all": EVERY_CARD}.get(scope, scope)
+
+
+def home_scope(card_domain: str) -> str | None:
+    """The scope a step routed to a card of this domain points its item to; None for cards at home in several
+    scopes (tool use serves plain tool calls and agent dialogues alike; the general card serves all)."""
+    if card_domain in ("tool_use", "general"):
+        return None
+    return scope_of(card_domain)
+
+
 def admits(domain: str | None, card_domain: str) -> bool:
-    """Whether a text of `domain` (None: not given) may route to a card of `card_domain`."""
-    if card_domain == "general":
+    """Whether a text of `domain` (None: the default scope) may route to a card of `card_domain`."""
+    if card_domain == "general" or domain == EVERY_CARD:
         return True
     if domain == "agent":
         return card_domain in ("agent", "tool_use")
@@ -36,6 +54,7 @@ def admits(domain: str | None, card_domain: str) -> bool:
 
 
 SCORE_LEVELS = (0, 1, 2, 3)
+MIN_EXAMPLES = 4  # distinct example subgoals (routing anchors) a card needs
 
 
 class FailureMode(BaseModel):
@@ -65,7 +84,7 @@ class Card(BaseModel):
     procedure: list[str] = Field(min_length=1)
     rubric: dict[int, str]
     failure_modes: list[FailureMode] = Field(default_factory=list)
-    examples: list[str] = Field(min_length=4)
+    examples: list[str] = Field(min_length=MIN_EXAMPLES)
     status: Literal["active", "draft"] = "active"  # drafts load only with SCRIBE_LOAD_DRAFT_CARDS=true
     provenance: Provenance | None = None
 

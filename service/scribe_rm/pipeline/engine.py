@@ -17,7 +17,7 @@ from .embedder import Embedder, EmbedderConfig, make_embedder
 from .errors import InvalidLibrary, InvalidRequest, NotReady
 from .gap_sample import GapSample
 from .judges import Judge, JudgeConfig, make_judge
-from .router import Route, Router, RouterConfig
+from .router import Route, Router, RouterConfig, RoutingItem
 from .schemas import Alternative, ReloadResponse, RouteRequest, RouteResponse, RouteResult, ScoreRequest, ScoreResponse
 from .scorer import Scorer, ScorerConfig
 
@@ -139,14 +139,15 @@ class Engine:
         explicit = {i: pipeline.router.explicit(q.prototype_id) for i, q in enumerate(request.items) if q.prototype_id}
         self.require_ready()
         todo = [i for i in range(len(request.items)) if i not in explicit]
-        routed = await pipeline.router.route([request.items[i].text for i in todo],
-                                             [request.items[i].domain for i in todo])
-        for i, route in zip(todo, routed):
-            if not isinstance(route, Route):
-                raise InvalidRequest(f"item {i}: the text could not be embedded ({route})")
-        by_index = {**explicit, **dict(zip(todo, routed))}
+        routed = await pipeline.router.route_items([RoutingItem([request.items[i].text], request.items[i].domain)
+                                                    for i in todo])
+        for i, item in zip(todo, routed):
+            if not isinstance(item.routes[0], Route):
+                raise InvalidRequest(f"item {i}: the text could not be embedded ({item.routes[0]})")
+        results = {i: route_result(route) for i, route in explicit.items()}
+        results.update({i: route_result(item.routes[0], item.scope, item.scope_source) for i, item in zip(todo, routed)})
         return RouteResponse(library_version=pipeline.library.version,
-                             results=[route_result(by_index[i]) for i in range(len(request.items))])
+                             results=[results[i] for i in range(len(request.items))])
 
     async def reload(self) -> ReloadResponse:
         """Load the library directory again and, if it is valid, swap in a pipeline built on it (anchors from
@@ -200,11 +201,12 @@ class Engine:
         metrics.BUILD.labels(self.library.version, *labels).set(1)
 
 
-def route_result(route: Route) -> RouteResult:
+def route_result(route: Route, scope: str | None = None, scope_source: str | None = None) -> RouteResult:
     return RouteResult(
         prototype_id=route.card.id, prototype_name=route.card.name, domain=route.card.domain,
         similarity=route.similarity, fallback=route.fallback,
-        alternatives=[Alternative(prototype_id=c.card_id, similarity=c.similarity) for c in route.alternatives])
+        alternatives=[Alternative(prototype_id=c.card_id, similarity=c.similarity) for c in route.alternatives],
+        scope=scope, scope_source=scope_source)
 
 
 def _pipeline(config: PipelineConfig, library: Library, embedder: Embedder, judge: Judge, gaps: GapSample,

@@ -23,6 +23,9 @@ ROUTE_LOOKUPS = Counter("scribe_route_lookups_total", "Routing texts by how they
                         "cache), miss (embedded), deduplicated (a repeat within one call).", ["result"])
 ROUTE_DECIDED_BY = Counter("scribe_route_decided_total", "Routed steps by the space(s) that decided: static (first "
                            "tier), static+mpnet (the second tier), or mpnet alone.", ["space"])
+ROUTE_SCOPES = Counter("scribe_route_scopes_total", "Routed items by scope (default, agent, a library domain, all; "
+                       "'other': not a library domain) and how it was set: given (the item's domain) or auto.",
+                       ["scope", "source"])
 ROUTE_FALLBACK = Counter("scribe_route_fallback_total", "Steps below the threshold, judged by the fallback card.")
 STEP_SCORE = Histogram("scribe_step_score", "Expected 0-3 step score, by prototype.", ["prototype"],
                        buckets=SCORE_BUCKETS)

@@ -12,10 +12,18 @@ Tiers (RouterConfig.tiers):
   there the cascade routes no worse than the transformer alone, with about half of the texts needing the
   second tier.
 Below the deciding space's threshold the fallback card judges the step and the miss is flagged.
+
+Scopes. An item that names a domain routes in that domain's scope. One that names none (auto) is first routed
+over every card; each of its steps votes for the home scope of the card it reached (math: the default scope;
+agent cards: the agent scope; a library's own domain: its scope; tool-use and general cards fit several and do
+not vote). A clear majority (`scope_min_share` of the votes) picks the scope, no vote picks the default scope,
+and anything else the broadest one, every card: a low-confidence item is never pushed into a wrong narrow
+scope. The steps are then routed in the chosen scope.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,15 +31,16 @@ from typing import Literal
 import numpy as np
 
 from ..blocks.microbatch import ItemFailed
-from ..library import BUILTIN_DOMAINS, Card, Domain, Library, admits, scope_of
+from ..library import (BUILTIN_DOMAINS, EVERY_CARD, Card, Domain, Library, admits, domain_of_scope, home_scope,
+                       scope_of)
 from . import metrics
 from .embedder import Embedder
 from .errors import UnknownCard
 from .gap_sample import GapSample, GapStep
 from .spaces import Space, anchor_texts, fit_card_vectors, fit_index_vectors, joint_vectors
 
-__all__ = ["Candidate", "Route", "Router", "RouterConfig", "RoutingCounts", "Tiers", "anchor_texts",
-           "fit_card_vectors", "fit_index_vectors", "joint_vectors"]
+__all__ = ["Candidate", "Route", "RoutedItem", "Router", "RouterConfig", "RoutingCounts", "RoutingItem", "Tiers",
+           "anchor_texts", "fit_card_vectors", "fit_index_vectors", "joint_vectors"]
 
 Tiers = Literal["static+mpnet", "mpnet", "static"]
 Decider = Literal["mpnet", "static", "static+mpnet"]
@@ -61,6 +70,7 @@ class RouterConfig:
     window_ms: float = 5.0
     anchor_cache_dir: Path | None = None
     cache_size: int = 100_000  # texts whose card similarities are kept, per space
+    scope_min_share: float = 0.67  # auto scope: the votes a scope needs to be chosen (else every card)
 
     def threshold_of(self, decider: Decider, default_scope: bool) -> float:
         pairs = {"mpnet": (self.threshold, self.agent_threshold),
@@ -88,6 +98,20 @@ class Route:
     def margin(self) -> float | None:
         ranked = self.alternatives
         return ranked[0].similarity - ranked[1].similarity if len(ranked) > 1 else None
+
+
+@dataclass(frozen=True)
+class RoutingItem:
+    """The routing texts of one item's steps, and the domain it names (None: its scope is chosen from it)."""
+    texts: list[str]
+    domain: Domain | None = None
+
+
+@dataclass(frozen=True)
+class RoutedItem:
+    routes: list[Route | ItemFailed]
+    scope: str  # the domain given, or the scope chosen: "default", "agent", a library's own domain, "all"
+    scope_source: Literal["given", "auto"]
 
 
 @dataclass
@@ -140,7 +164,7 @@ class Router:
         cards = [card for card in self.library.cards.values() if card.id != self.fallback.id]  # chosen by threshold
         own_domains = sorted({scope_of(card.domain) for card in cards} - {"default"})
         scopes = {}
-        for name, domain in [("default", None)] + [(d, d) for d in own_domains]:
+        for name, domain in [("default", None)] + [(d, d) for d in own_domains] + [("all", EVERY_CARD)]:
             members = [card for card in cards if admits(domain, card.domain)]
             if members:
                 scopes[name] = members
@@ -160,25 +184,62 @@ class Router:
 
     async def route(self, texts: list[str], domains: list[Domain | None] | None = None,
                     counts: RoutingCounts | None = None) -> list[Route | ItemFailed]:
-        """One route per text, or the ItemFailed of a text an embedder could not take (its own failure only).
-        Each distinct text is looked up once per space: in the cache, else embedded; `counts` tallies which."""
-        cut = [text[: self.text_chars] for text in texts]
+        """One route per text, each text an item of its own (a text without a domain gets its scope chosen
+        from it), or the ItemFailed of a text an embedder could not take (its own failure only)."""
         domains = domains or [None] * len(texts)
-        distinct = list(dict.fromkeys(cut))
+        routed = await self.route_items([RoutingItem([t], d) for t, d in zip(texts, domains)], counts)
+        return [item.routes[0] for item in routed]
+
+    async def route_items(self, items: list[RoutingItem], counts: RoutingCounts | None = None) -> list[RoutedItem]:
+        """Each item's routes, in its given scope or the one chosen from its steps. Each distinct text is
+        looked up once per space: in the cache, else embedded; `counts` tallies which."""
+        cut = [[text[: self.text_chars] for text in item.texts] for item in items]
+        flat = [text for texts in cut for text in texts]
+        distinct = list(dict.fromkeys(flat))
         first = self.spaces["static" if self.config.tiers != "mpnet" else "mpnet"]
         lookup = await first.rows(distinct, self.library.version)
-        call = RoutingCounts(hits=lookup.hits, misses=lookup.misses, deduplicated=len(cut) - len(distinct))
-        decider: Decider = "static" if self.config.tiers == "static" else "mpnet"
-        if self.config.tiers == "static+mpnet":
-            decided = await self._second_tier(cut, domains, lookup.rows, call)
-        else:
-            decided = [row if isinstance(row, ItemFailed) else self._decide(row, domain, decider)
-                       for row, domain in zip((lookup.rows[text] for text in cut), domains)]
-        self._count(call, decided)
+        call = RoutingCounts(hits=lookup.hits, misses=lookup.misses, deduplicated=len(flat) - len(distinct))
+        chosen = [item.domain for item in items]
+        auto = [i for i, item in enumerate(items) if item.domain is None]
+        if auto:  # every card first; the final routing below reuses the looked-up rows
+            auto_texts = [text for i in auto for text in cut[i]]
+            over_all = await self._decide_all(auto_texts, [EVERY_CARD] * len(auto_texts), lookup.rows, RoutingCounts())
+            start = 0
+            for i in auto:
+                chosen[i] = self._vote(over_all[start:start + len(cut[i])])
+                start += len(cut[i])
+        domains = [chosen[i] for i, texts in enumerate(cut) for _ in texts]
+        decided = await self._decide_all(flat, domains, lookup.rows, call)
+        self._count(call, decided, items, chosen)
         if counts is not None:
             counts.add(call)
-        self._observe(cut, domains, decided)
-        return decided
+        self._observe(flat, [item.domain for item, texts in zip(items, cut) for _ in texts], decided)
+        routed, start = [], 0
+        for item, texts, domain in zip(items, cut, chosen):
+            scope = item.domain if item.domain is not None else scope_of(domain)
+            routed.append(RoutedItem(decided[start:start + len(texts)], scope,
+                                     "given" if item.domain is not None else "auto"))
+            start += len(texts)
+        return routed
+
+    async def _decide_all(self, cut: list[str], domains: list[Domain | None],
+                          first_rows: dict[str, np.ndarray | ItemFailed], call: RoutingCounts
+                          ) -> list[Route | ItemFailed]:
+        if self.config.tiers == "static+mpnet":
+            return await self._second_tier(cut, domains, first_rows, call)
+        decider: Decider = "static" if self.config.tiers == "static" else "mpnet"
+        return [row if isinstance(row, ItemFailed) else self._decide(row, domain, decider)
+                for row, domain in zip((first_rows[text] for text in cut), domains)]
+
+    def _vote(self, routes: list[Route | ItemFailed]) -> Domain | None:
+        """The domain of the scope an auto item's steps, routed over every card, point to (see the module)."""
+        votes = Counter(home_scope(route.card.domain) for route in routes
+                        if isinstance(route, Route) and not route.fallback)
+        votes.pop(None, None)
+        if not votes:
+            return None
+        scope, count = votes.most_common(1)[0]
+        return domain_of_scope(scope) if count / sum(votes.values()) >= self.config.scope_min_share else EVERY_CARD
 
     async def _second_tier(self, cut: list[str], domains: list[Domain | None],
                            static_rows: dict[str, np.ndarray | ItemFailed], call: RoutingCounts
@@ -208,18 +269,27 @@ class Router:
         """Whether a static decision stands: its similarity at the floor and its lead over the runner-up at the
         bound (a static fallback never stands: the second tier decides whether the text falls back)."""
         c = self.config
-        floor = c.static_floor if scope_of(domain) == "default" else c.static_agent_floor
+        floor = c.static_floor if scope_of(domain) in ("default", "all") else c.static_agent_floor
         margin = route.margin
         return (not route.fallback and route.similarity is not None and route.similarity >= floor
                 and (margin is None or margin >= c.static_margin))
 
-    @staticmethod
-    def _count(call: RoutingCounts, decided: list[Route | ItemFailed]) -> None:
+    def _count(self, call: RoutingCounts, decided: list[Route | ItemFailed], items: list[RoutingItem],
+               chosen: list[Domain | None]) -> None:
         for result, n in (("hit", call.hits), ("miss", call.misses), ("deduplicated", call.deduplicated)):
             metrics.ROUTE_LOOKUPS.labels(result).inc(n)
         for route in decided:
             if isinstance(route, Route):
                 metrics.ROUTE_DECIDED_BY.labels(route.decided_by).inc()
+        for item, domain in zip(items, chosen):
+            if item.domain is None:
+                metrics.ROUTE_SCOPES.labels(self._label(scope_of(domain)), "auto").inc()
+            else:
+                metrics.ROUTE_SCOPES.labels(self._label(item.domain), "given").inc()
+
+    def _label(self, name: str) -> str:
+        """A bounded metric label: the library's domains and scopes, else "other"."""
+        return name if name in self._known_domains or name in ("default", "all") else "other"
 
     def _observe(self, cut: list[str], domains: list[Domain | None], decided: list[Route | ItemFailed]) -> None:
         """Count routing outcomes per domain and offer each distinct text no card fits well to the gap sample."""
@@ -252,7 +322,7 @@ class Router:
                     if len(ranked) == self.config.top_k:
                         break
         alternatives = tuple(ranked)
-        threshold = self.config.threshold_of(decider, default_scope=name == "default")
+        threshold = self.config.threshold_of(decider, default_scope=name in ("default", "all"))
         if not ranked or ranked[0].similarity < threshold:
             top = ranked[0].similarity if ranked else None
             return Route(card=self.fallback, similarity=top, fallback=True, alternatives=alternatives,

@@ -13,6 +13,10 @@ from ..library import Card, Domain
 
 Aggregation = Literal["mean", "min", "last", "first_error", "product"]
 ItemStatus = Literal["ok", "judge_error", "timeout", "invalid"]
+ScopeSource = Literal["given", "auto"]
+SCOPE_DESCRIPTION = ("The routing scope: the item's domain when given, else the one chosen from its steps (auto): "
+                     "'default' (math and tool-use cards), 'agent' (agent and tool-use cards), a library's own "
+                     "domain, or 'all' (every card, when the steps point nowhere clearly).")
 # "llm": the judge model cuts the response into verbatim spans with subgoals (JSON under a schema); a reply
 # that is not verbatim, in order and complete falls back to "auto", and the item's split_note says why
 SplitMode = Literal["auto", "blank_lines", "lines", "regex", "step_markers", "subgoal_tags", "llm"]
@@ -58,7 +62,7 @@ class PrototypeDetail(BaseModel):
 class RouteQuery(Strict):
     text: str = Field(min_length=1, description="A subgoal or step text.")
     domain: Domain | None = Field(None, description="Only consider cards of this domain (general always allowed; "
-                                  "'agent' also allows tool_use). Cards of domain 'agent' need it.")
+                                  "'agent' also allows tool_use). Default: chosen from the text (auto).")
     prototype_id: str | None = Field(None, description="Bypass routing and use this card.")
 
 
@@ -78,6 +82,8 @@ class RouteResult(BaseModel):
     similarity: float | None
     fallback: bool
     alternatives: list[Alternative]
+    scope: str | None = Field(None, description=SCOPE_DESCRIPTION + " None when prototype_id was given.")
+    scope_source: ScopeSource | None = None
 
 
 class RouteResponse(BaseModel):
@@ -145,7 +151,8 @@ class ScoreItem(Strict):
     policy: str | None = Field(None, description="Rules the agent must follow (its system prompt); the judge sees an "
                                "excerpt. Default: the system and developer messages of `messages`.")
     domain: Domain | None = Field(None, description="Route among this domain's cards (and the general ones); "
-                                  "'agent' (policy-bound dialogues) adds the agent cards to the tool-use ones.")
+                                  "'agent' (policy-bound dialogues) adds the agent cards to the tool-use ones. "
+                                  "Default (auto): the scope is chosen from the item's steps (see scope).")
     outcome: float | None = Field(None, ge=-MAX_ABS_OUTCOME, le=MAX_ABS_OUTCOME,
                                   description="Outcome reward, e.g. 1.0 correct and 0.0 wrong.")
     reference: str | None = Field(None, description="Kept for the caller; the judge never sees it.")
@@ -217,6 +224,8 @@ class ItemResult(BaseModel):
     process_reward: float | None = None
     outcome: float | None = None
     n_steps: int = 0
+    scope: str | None = Field(None, description=SCOPE_DESCRIPTION + " None when no step was routed.")
+    scope_source: ScopeSource | None = None
     steps: list[StepScore] = Field(default_factory=list)
 
 

@@ -15,6 +15,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from ..blocks.lru import LRUCache
 from ..blocks.microbatch import ItemFailed
@@ -25,7 +26,7 @@ from .errors import InvalidRequest, Overloaded
 from .judges import Judge, JudgeError, ScoreDistribution
 from .limits import RequestLimits
 from .prompt import PromptBuilder, PromptLimits
-from .router import Route, Router, RoutingCounts
+from .router import Route, Router, RoutingCounts, RoutingItem
 from .schemas import (Aggregation, Alternative, CacheStats, ItemResult, ScoreItem, ScoreRequest, ScoreResponse,
                       StepScore, Weights)
 from .segment import SegmentationError, Trajectory, compile_user_pattern, segment_item
@@ -62,6 +63,8 @@ class PreparedItem:
     trajectory: Trajectory | None = None
     invalid: str | None = None
     split_note: str | None = None
+    scope: str | None = None  # the routing scope its steps were routed in (None: no step was routed)
+    scope_source: Literal["given", "auto"] | None = None
 
 
 @dataclass(frozen=True)
@@ -205,24 +208,30 @@ class Scorer:
 
     async def _route(self, prepared: list[PreparedItem], counts: RoutingCounts | None = None
                      ) -> dict[tuple[int, int], Route]:
-        """The route of every step; an item with a step the router could not take becomes `invalid`."""
+        """The route of every step, each item in its scope (given, or chosen from its steps); an item with a
+        step the router could not take becomes `invalid`."""
         routes: dict[tuple[int, int], Route] = {}
-        texts, where, domains = [], [], []
+        items, where = [], []
         for i, p in enumerate(prepared):
             if p.trajectory is None:
                 continue
+            routed = []
             for j, segment in enumerate(p.trajectory.segments):
                 if segment.prototype_id is not None:
                     routes[(i, j)] = self.router.explicit(segment.prototype_id)
                 else:
-                    texts.append(segment.subgoal or segment.text)
-                    where.append((i, j))
-                    domains.append(p.item.domain)
-        for (i, j), route in zip(where, await self.router.route(texts, domains, counts)):
-            if isinstance(route, ItemFailed):
-                prepared[i].invalid = prepared[i].invalid or f"step {j} could not be routed: {route}"
-            else:
-                routes[(i, j)] = route
+                    routed.append(j)
+            if routed:
+                segments = p.trajectory.segments
+                items.append(RoutingItem([segments[j].subgoal or segments[j].text for j in routed], p.item.domain))
+                where.append((i, routed))
+        for (i, steps), item in zip(where, await self.router.route_items(items, counts)):
+            prepared[i].scope, prepared[i].scope_source = item.scope, item.scope_source
+            for j, route in zip(steps, item.routes):
+                if isinstance(route, ItemFailed):
+                    prepared[i].invalid = prepared[i].invalid or f"step {j} could not be routed: {route}"
+                else:
+                    routes[(i, j)] = route
         return {(i, j): route for (i, j), route in routes.items() if prepared[i].invalid is None}
 
     def _plan(self, prepared: list[PreparedItem], routes: dict[tuple[int, int], Route],
@@ -375,7 +384,8 @@ class Scorer:
             if error:
                 errors.append(f"step {j}: {error}")
             steps.append(self._step_score(j, segment, job, distribution, error, policy.explain))
-        base = dict(id=item.id, outcome=item.outcome, n_steps=len(segments), steps=steps, split_note=prepared.split_note)
+        base = dict(id=item.id, outcome=item.outcome, n_steps=len(segments), steps=steps, split_note=prepared.split_note,
+                    scope=prepared.scope, scope_source=prepared.scope_source)
         if errors:
             return ItemResult(status="judge_error", error="; ".join(errors[:3]), **base)
         if unfinished:

@@ -81,6 +81,7 @@ function renderScore(item, response) {
     el("div", { text: `process ${fmt(result.process_reward)}` }),
     el("div", { text: `outcome ${fmt(result.outcome)}` }),
     el("div", { text: `aggregation ${response.aggregation}` }),
+    el("div", { text: `scope ${result.scope ?? "-"}${result.scope_source === "auto" ? " (chosen from its steps)" : ""}` }),
     el("div", { text: `weights ${response.weights.outcome} / ${response.weights.process}` }),
     el("div", { text: `library ${response.library_version}` }),
     el("div", { text: `judge ${response.judge_model}` }));
