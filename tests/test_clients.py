@@ -23,13 +23,21 @@ OK_BODY = {"results": [{"id": "0", "status": "ok", "reward": 0.5}]}
 
 
 class Scripted:
-    def __init__(self, script):
+    def __init__(self, script, current_version: str = "v1"):
         self.script, self.bodies = list(script), []
+        self.current_version = current_version  # what GET /library/versions answers
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *a):
                 pass
+
+            def do_GET(self):
+                payload = json.dumps({"current": outer.current_version, "kept": []}).encode()
+                self.send_response(200)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
             def do_POST(self):
                 outer.bodies.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
@@ -174,3 +182,55 @@ def test_openrlhf_reward_func_file_mode(service_url, monkeypatch):
     out = mode.reward_func(["Q: 1+1? A: GOOD 2"], ["Q: 1+1? A:"], ["2"])
     assert out["rewards"].tolist() == pytest.approx([0.8], abs=1e-6)
     assert out["extra_logs"]["scribe_judge_ok"].tolist() == [1.0]
+
+
+# ---------- issue 26: one library version per training step ----------
+
+def versioned(version: str) -> dict:
+    return {"library_version": version, "results": [{"id": "0", "status": "ok", "reward": 0.5}]}
+
+
+def conflict(*available: str) -> tuple:
+    return (409, {"detail": "not served here", "library_version": "v1", "available": list(available)}, {})
+
+
+async def test_a_step_pins_the_current_version_and_a_refresh_takes_effect_at_the_next_step():
+    server = Scripted([(200, versioned("v1"), {})], current_version="v1")
+    client = AsyncScribeClient(server.url, retry=FAST, timeout_s=10)
+    assert await client.begin_step() == "v1"
+    await client.score_one({"id": "0", "response": "x"})
+    client.set_next_version("v2")  # a refresh reloaded the fleet mid-step
+    await client.score_one({"id": "0", "response": "x"})
+    assert [b["library_version"] for b in server.bodies] == ["v1", "v1"]  # the step keeps its version
+    server.current_version = "v3"
+    assert await client.begin_step() == "v2"  # the refresh's version, not whatever a replica says
+    assert await client.begin_step() == "v3"  # later steps follow the service
+    await client.aclose()
+
+
+async def test_a_409_is_retried_on_another_replica_with_the_same_pin():
+    server = Scripted([conflict("v2", "v1"), (200, versioned("v1"), {})])
+    client = AsyncScribeClient(server.url, retry=FAST, timeout_s=10, library_version="v1", follow_latest=False)
+    assert (await client.score_one({"id": "0", "response": "x"}))["reward"] == 0.5
+    assert [b["library_version"] for b in server.bodies] == ["v1", "v1"] and client.pin.repins == 0
+    await client.aclose()
+
+
+async def test_when_no_replica_serves_the_pin_the_client_moves_to_the_current_version_and_recovers():
+    server = Scripted([conflict("v2")] * FAST.attempts + [(200, versioned("v2"), {})])
+    client = AsyncScribeClient(server.url, retry=FAST, timeout_s=10, library_version="v1", follow_latest=False)
+    assert (await client.score_one({"id": "0", "response": "x"}))["reward"] == 0.5
+    assert [b["library_version"] for b in server.bodies] == ["v1"] * FAST.attempts + ["v2"]
+    assert client.library_version == "v2" and client.pin.repins == 1
+    await client.aclose()
+
+
+async def test_a_batch_whose_pin_moved_is_rescored_so_it_never_mixes_versions():
+    server = Scripted([(200, versioned("v1"), {})] + [conflict("v2")] * FAST.attempts
+                      + [(200, versioned("v2"), {})] * 3)
+    client = AsyncScribeClient(server.url, retry=FAST, timeout_s=10, library_version="v1", follow_latest=False,
+                               max_concurrency=1)
+    results = await client.score_batch([{"id": str(i), "response": "x"} for i in range(2)], chunk_size=1)
+    assert len(results) == 2 and client.library_version == "v2"
+    assert [b.get("library_version") for b in server.bodies][-1] == "v2"  # the v1 chunk was scored again
+    await client.aclose()

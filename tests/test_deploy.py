@@ -67,6 +67,21 @@ def test_compose_profiles_and_files():
     assert (REPO / "deploy" / services["scribe-rm"]["build"]["context"] / "Dockerfile").resolve().is_file()
     scrape_targets = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())["scrape_configs"]
     assert {job["job_name"] for job in scrape_targets} == {"scribe-rm", "vllm"}
+    # two replicas behind a load balancer in both profiles; Prometheus finds each replica by DNS
+    assert "replicas" in services["scribe-rm"]["deploy"] and "8000:8000" in services["lb"]["ports"]
+    assert "ports" not in services["scribe-rm"] and set(services["lb"]["profiles"]) == {"cpu", "gpu"}
+    assert "scribe-rm" in services["scribe-rm-gpu"]["networks"]["default"]["aliases"]
+    assert next(j for j in scrape_targets if j["job_name"] == "scribe-rm")["dns_sd_configs"][0]["names"] == ["scribe-rm"]
+
+
+HAPROXY = shutil.which("haproxy") or (Path("/usr/sbin/haproxy").exists() and "/usr/sbin/haproxy")
+
+
+@pytest.mark.skipif(not HAPROXY, reason="needs haproxy (Debian package 'haproxy'; scripts/test.sh installs it with "
+                                        "SCRIBE_TEST_INSTALL_SYSTEM=1)")
+def test_the_compose_load_balancer_config_passes_haproxys_check():
+    run = subprocess.run([HAPROXY, "-c", "-f", str(REPO / "deploy/haproxy/haproxy.cfg")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 @needs_prometheus

@@ -20,7 +20,10 @@ def render(overlay: str) -> list[dict]:
 
 
 def by_kind(docs: list[dict], kind: str, name: str) -> dict:
-    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"].startswith(name))
+    """The document of that kind and name (or, for generated names with a hash suffix, name prefix)."""
+    of_kind = [d for d in docs if d["kind"] == kind]
+    exact = [d for d in of_kind if d["metadata"]["name"] == name]
+    return (exact or [d for d in of_kind if d["metadata"]["name"].startswith(name)])[0]
 
 
 def env_of(deployment: dict) -> dict:
@@ -55,7 +58,10 @@ def test_rendered_manifests_are_valid(overlay):
 def test_gpu_overlay_runs_vllm_and_points_the_service_at_it():
     docs = render("gpu")
     env = env_of(by_kind(docs, "Deployment", "scribe-rm"))
-    assert env["SCRIBE_JUDGE_BACKEND"] == "openai" and env["SCRIBE_JUDGE_BASE_URLS"] == "http://vllm:8011"
+    assert env["SCRIBE_JUDGE_BACKEND"] == "openai"
+    headless = by_kind(docs, "Service", "vllm-headless")  # judge replicas discovered through its records
+    assert headless["spec"]["clusterIP"] == "None" and env["SCRIBE_JUDGE_DISCOVERY"].startswith("dns://vllm-headless.")
+    assert headless["spec"]["selector"] == by_kind(docs, "Service", "vllm")["spec"]["selector"]
     vllm = by_kind(docs, "Deployment", "vllm")["spec"]["template"]["spec"]["containers"][0]
     assert vllm["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert "--served-model-name" in vllm["args"] and "judge" in vllm["args"]
@@ -67,3 +73,15 @@ def test_configmap_carries_exactly_the_library():
     cards = {p.name: p.read_text() for p in (REPO / "prototypes").rglob("*.yaml")}
     configmap = by_kind(render("cpu"), "ConfigMap", "scribe-rm-prototypes")
     assert configmap["data"] == cards  # a card added to prototypes/ must be listed in the base kustomization
+
+
+@pytest.mark.parametrize("overlay", ["cpu", "gpu"])
+def test_the_fleet_has_a_headless_service_and_each_pod_is_scraped_once(overlay):
+    docs = render(overlay)
+    headless = by_kind(docs, "Service", "scribe-rm-headless")
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"] == by_kind(docs, "Service", "scribe-rm")["spec"]["selector"]
+    services = [d for d in docs if d["kind"] == "Service"]
+    for monitor in (d for d in docs if d["kind"] == "ServiceMonitor"):
+        wanted = monitor["spec"]["selector"]["matchLabels"].items()
+        assert len([s for s in services if wanted <= s["metadata"].get("labels", {}).items()]) == 1

@@ -240,3 +240,43 @@ def test_refresh_cycle_from_gaps_to_drafts_to_a_reloaded_library(library_dir, tm
         assert after["library_version"] == reload["library_version"]
         routed = [r["prototype_id"] for r in after["results"]]
         assert sum(card in ids for card in routed) >= 0.8 * len(items)
+
+
+# ---------- issue 26: pinned versions ----------
+
+def test_a_pinned_request_is_answered_with_its_version_after_a_reload_or_gets_409(library_dir):
+    with service(library_dir, library_keep_grace_s=3) as url:
+        old = version(url)
+        pinned = {**body(1), "library_version": old}
+        assert httpx.post(f"{url}/score", json=pinned, timeout=60).json()["library_version"] == old
+        new_card(library_dir)
+        new = httpx.post(f"{url}/admin/library/reload", headers=ADMIN, timeout=120).json()["library_version"]
+        assert new != old
+        # the replaced version still answers requests pinned to it; unpinned ones get the new one
+        assert httpx.post(f"{url}/score", json=pinned, timeout=60).json()["library_version"] == old
+        assert httpx.post(f"{url}/score", json=body(2), timeout=60).json()["library_version"] == new
+        route = httpx.post(f"{url}/route", json={"items": [{"text": "Add the digits."}], "library_version": old},
+                           timeout=60)
+        assert route.json()["library_version"] == old
+        versions = httpx.get(f"{url}/library/versions", timeout=10).json()
+        assert versions["current"] == new and [k["version"] for k in versions["kept"]] == [old]
+        unknown = httpx.post(f"{url}/score", json={**body(3), "library_version": "feedbeef0000"}, timeout=60)
+        assert unknown.status_code == 409
+        assert unknown.json()["library_version"] == "feedbeef0000" and unknown.json()["available"] == [new, old]
+        wait_for(lambda: httpx.post(f"{url}/score", json=pinned, timeout=60).status_code == 409, 30,
+                 "the replaced version to be dropped after its grace time")
+        gone = httpx.post(f"{url}/score", json=pinned, timeout=60).json()
+        assert gone["available"] == [new] and httpx.get(f"{url}/library/versions", timeout=10).json()["kept"] == []
+
+
+def test_keep_versions_bounds_what_is_kept_and_a_revert_reuses_the_kept_snapshot(library_dir):
+    with service(library_dir, library_keep_versions=2) as url:
+        first = version(url)
+        card = library_dir / "math" / "digit_sums.yaml"
+        new_card(library_dir)
+        second = httpx.post(f"{url}/admin/library/reload", headers=ADMIN, timeout=120).json()["library_version"]
+        card.unlink()
+        back = httpx.post(f"{url}/admin/library/reload", headers=ADMIN, timeout=120).json()
+        assert back["library_version"] == first and back["changed"]  # the kept snapshot comes back as current
+        kept = [k["version"] for k in httpx.get(f"{url}/library/versions", timeout=10).json()["kept"]]
+        assert kept == [second]  # keep_versions=2: the current one and one replaced

@@ -1,6 +1,8 @@
 """TRL: an async reward function for `GRPOTrainer(reward_funcs=[...])` (TRL >= 0.27 runs async ones).
 
-Failed items give None, which TRL treats as "no reward from this function for this sample"."""
+Failed items give None, which TRL treats as "no reward from this function for this sample". TRL calls it
+once per training step (each rank with its batch): each call is a step boundary for the library version pin,
+so the whole batch is scored with one library version."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ def make_trl_reward(client: AsyncScribeClient, *, outcome_fn: Optional[OutcomeFn
     /score (aggregation, weights, split)."""
 
     async def reward(prompts: List[Any], completions: List[Any], **kwargs: Any) -> List[Optional[float]]:
+        version = await client.begin_step()  # one library version for this step's batch
         rows = [{k: v[i] for k, v in kwargs.items() if isinstance(v, list) and len(v) == len(prompts)}
                 for i in range(len(prompts))]
         outcomes = [outcome_fn(p, c, **row) if outcome_fn else None for p, c, row in zip(prompts, completions, rows)]
@@ -38,8 +41,12 @@ def make_trl_reward(client: AsyncScribeClient, *, outcome_fn: Optional[OutcomeFn
             return [None] * len(items)
         values = [r[field] if r["status"] == "ok" else None for r in results]
         _log_stats(kwargs.get("log_metric"), results)
+        if client.library_version != version:
+            log.warning("SCRIBE-RM library moved from %s to %s during this step (the old one was gone)", version,
+                        client.library_version)
+        log.info("SCRIBE-RM batch scored with library %s", client.library_version)
         if on_results is not None:
-            on_results(results, **kwargs)
+            on_results(results, library_version=client.library_version, **kwargs)
         return values
 
     reward.__name__ = name  # TRL names the logged metric after the function

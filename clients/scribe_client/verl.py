@@ -1,7 +1,12 @@
 """verl: an async `compute_score` for `reward.custom_reward_function` (use the `naive` reward manager).
 
 Every sample returns the same keys (verl takes the key set from sample 0). A failure gives
-`score=fallback_score` with `judge_ok=0`, so it is visible and filterable, never silent."""
+`score=fallback_score` with `judge_ok=0`, so it is visible and filterable, never silent.
+
+verl calls this per sample and does not say where a training step ends, so the library version is pinned
+at the first call and kept until a refresh names the next one (`client.set_next_version`, taken at the next
+`client.begin_step()`) or no replica serves it any more (after its grace time): a step mixes versions only
+then. The batch-level reward manager in verl_dense.py sees each step's batch and pins per step."""
 
 from __future__ import annotations
 
@@ -25,6 +30,8 @@ def make_compute_score(client: AsyncScribeClient, *, outcome_fn: Optional[Callab
         item = make_item("0", extra_info.get("question", ""), solution_str, outcome, extra_info.get("domain"),
                          tools=extra_info.get("tools"), policy=extra_info.get("policy"))
         started = time.monotonic()
+        if client.library_version is None or client.pin.next is not None:
+            await client.begin_step()
         try:
             result = await client.score_one(item, **score_options)
         except ScribeError:

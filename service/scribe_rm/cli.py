@@ -173,8 +173,12 @@ def _read_items(file: Path) -> list:
 def library_induce(
         trajectories: Optional[Path] = typer.Argument(None, exists=True, help="JSONL of score items (steps, "
                                                       "response or messages)."),
-        from_gaps: Optional[str] = typer.Option(None, help="Instead of a file: a running service's URL; drafts "
-                                                "cards from its GET /library/gaps."),
+        from_gaps: Optional[list[str]] = typer.Option(None, help="Instead of a file: a running service's URL, "
+                                                      "repeated or comma-separated for several replicas, or "
+                                                      "dns://HOST:PORT for every pod of a headless Service; drafts "
+                                                      "cards from their gap samples, merged uniformly."),
+        nameserver: list[str] = typer.Option([], help="DNS server (IP[:PORT]) for dns:// names; default: the "
+                                             "system resolver."),
         gaps_domain: Optional[str] = typer.Option(None, help="With --from-gaps: whose gaps ('none': texts sent "
                                                   "without a domain). Default: --domain."),
         api_key: Optional[str] = typer.Option(None, envvar="SCRIBE_CLIENT_API_KEY", help="Key for --from-gaps."),
@@ -199,18 +203,21 @@ def library_induce(
     from .induction.report import summary, write_induction
     from .pipeline.schemas import SplitOptions
 
-    if (trajectories is None) == (from_gaps is None):
+    replicas = _specs(from_gaps)
+    if (trajectories is None) == (not replicas):
         raise typer.BadParameter("give a trajectories file or --from-gaps URL (one of them)")
-    if from_gaps and not domain:
+    if replicas and not domain:
         raise typer.BadParameter("--from-gaps needs --domain: the domain whose gaps to draft cards for")
-    items = _read_items(trajectories) if trajectories else asyncio.run(fetch_gap_items(from_gaps, gaps_domain or domain, domain, api_key))
+    items = _read_items(trajectories) if trajectories else asyncio.run(
+        fetch_gap_items(replicas, gaps_domain or domain, domain, api_key, tuple(nameserver), seed))
     if not items:
         console.print("no gaps to induce from: every sampled step routes confidently")
         raise typer.Exit(0)
-    options = InduceOptions(source=str(trajectories or f"{from_gaps}/library/gaps"), domain=domain, decompose=decompose,  # type: ignore[arg-type]
+    source = str(trajectories) if trajectories else ", ".join(f"{spec}/library/gaps" for spec in replicas)
+    options = InduceOptions(source=source, domain=domain, decompose=decompose,  # type: ignore[arg-type]
                             split=SplitOptions(mode=split_mode),  # type: ignore[arg-type]
                             # gaps are steps the service found poorly covered, low-margin ones included
-                            include_covered=include_covered or from_gaps is not None,
+                            include_covered=include_covered or bool(replicas),
                             min_cluster_size=min_cluster_size, max_clusters=max_clusters, clusters=clusters,
                             merge_threshold=MERGE_THRESHOLD if merge_threshold is None else merge_threshold,
                             examples_per_card=examples_per_card, seed=seed, max_tokens=max_tokens,
@@ -230,6 +237,47 @@ def library_induce(
     if s["quality"]:
         q = s["quality"]
         console.print(f"against the skill labels: purity={q['purity']} ARI={q['ari']} clustered={q['clustered_share']}")
+
+
+def _specs(values: Optional[list[str]]) -> list[str]:
+    """Replica specs given repeated and/or comma-separated."""
+    return [spec.strip() for value in values or [] for spec in value.split(",") if spec.strip()]
+
+
+@library_app.command("reload")
+def library_reload(replicas: list[str] = typer.Argument(..., help="Each replica's base URL, or dns://HOST:PORT for "
+                                                        "every pod of a headless Service."),
+                   admin_key: Optional[str] = typer.Option(None, envvar="SCRIBE_ADMIN_API_KEY"),
+                   nameserver: list[str] = typer.Option([], help="DNS server (IP[:PORT]) for dns:// names.")) -> None:
+    """Reload the library on every replica of a fleet (POST /admin/library/reload to each); exit 1 if any
+    replica did not reload. Pods on their own clock (a ConfigMap watch) can be made to agree at once."""
+    import httpx
+
+    from .blocks.discovery import resolve_all
+
+    urls = asyncio.run(resolve_all(_specs(replicas), tuple(nameserver)))
+    if not urls:
+        console.print(f"[red]no replica found for {', '.join(replicas)}[/red]")
+        raise typer.Exit(1)
+    headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
+    failed = 0
+    for url in urls:
+        try:
+            response = httpx.post(f"{url}/admin/library/reload", headers=headers, timeout=600).raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            console.print(f"[red]{str(exc).splitlines()[0]}: {exc.response.text[:300]}[/red]")
+            failed += 1
+            continue
+        except httpx.HTTPError as exc:
+            console.print(f"[red]{url}: unreachable ({exc})[/red]")
+            failed += 1
+            continue
+        r = response.json()
+        console.print(f"{url}: {r['previous_version']} -> {r['library_version']} ({r['cards']} cards"
+                      f"{'' if r['changed'] else ', unchanged'})")
+    console.print(f"{len(urls) - failed} of {len(urls)} replicas reloaded")
+    if failed:
+        raise typer.Exit(1)
 
 
 @library_app.command("diff")

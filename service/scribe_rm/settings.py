@@ -22,6 +22,7 @@ from .library import LibrarySource
 from .pipeline.embedder import EmbedderConfig
 from .pipeline.engine import GapConfig, PipelineConfig
 from .pipeline.judges import JudgeConfig, LocalJudgeConfig, OpenAIJudgeConfig
+from .pipeline.judges.replicas import PoolConfig
 from .pipeline.limits import RequestLimits
 from .pipeline.prompt import PromptLimits
 from .pipeline.router import RouterConfig, Tiers
@@ -58,6 +59,10 @@ class Settings(BaseSettings):
     on_invalid_card: Literal["fail", "skip"] = "fail"
     load_draft_cards: bool = False  # also serve cards with status "draft" (induced, not yet accepted)
     library_watch_s: float = Field(0.0, ge=0)  # poll the library directory and reload on change; 0: off
+    # versions served to requests that pin one (library_version): the current and the last replaced, each
+    # for a grace time after it was replaced, so replicas reloading at different moments answer a pinned step
+    library_keep_versions: int = Field(2, ge=1)
+    library_keep_grace_s: float = Field(600.0, ge=0)
 
     # --- coverage gaps (texts no card fits well, sampled from live traffic) ---
     gap_sample_size: int = Field(1000, ge=0)  # texts kept per domain (reservoir); 0: keep nothing
@@ -103,6 +108,14 @@ class Settings(BaseSettings):
     judge_device: str = "cpu"
     judge_model: str = "judge"  # the served model name for the openai backend
     judge_base_urls: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8011"]
+    # instead of the list: dns://HOST:PORT, a name whose address records are the judge replicas (a headless
+    # Service), resolved again every judge_discovery_interval_s
+    judge_discovery: str | None = Field(None, pattern=r"^dns://[^/:]+:\d+$")
+    judge_discovery_interval_s: float = Field(10.0, gt=0)
+    judge_discovery_nameservers: Annotated[list[str], NoDecode] = []  # 'IP[:PORT]'; empty: the system resolver
+    judge_eject_after: int = Field(1, ge=1)  # failed calls in a row (connection, 5xx, timeout) that eject a replica
+    judge_eject_base_s: float = Field(2.0, gt=0)  # its first back-off, doubled per ejection; back after a health check
+    judge_eject_max_s: float = Field(60.0, gt=0)
     judge_api_key: SecretStr | None = None
     judge_score_mode: Literal["token_ids", "top_logprobs"] = "token_ids"
     judge_score_token_ids: Annotated[list[int], NoDecode] = []  # empty: ask the server's /tokenize
@@ -161,8 +174,8 @@ class Settings(BaseSettings):
     log_json: bool = False
     log_level: str = "INFO"
 
-    _split_lists = field_validator("judge_base_urls", "judge_score_token_ids", "api_keys", "admin_api_keys",
-                                   mode="before")(_split_csv)
+    _split_lists = field_validator("judge_base_urls", "judge_discovery_nameservers", "judge_score_token_ids",
+                                   "api_keys", "admin_api_keys", mode="before")(_split_csv)
     _optional_paths = field_validator("embedder_model_dir", "static_model_dir", "anchor_cache_dir", "api_keys_file",
                                       "admin_api_keys_file", mode="before")(_empty_is_none)
 
@@ -215,11 +228,14 @@ class Settings(BaseSettings):
 
     def openai_judge_config(self) -> OpenAIJudgeConfig:
         return OpenAIJudgeConfig(
-            model=self.judge_model, base_urls=tuple(self.judge_base_urls),
+            model=self.judge_model,
+            base_urls=(self.judge_discovery,) if self.judge_discovery else tuple(self.judge_base_urls),
             api_key=self.judge_api_key.get_secret_value() if self.judge_api_key else None,
             score_mode=self.judge_score_mode, score_token_ids=tuple(self.judge_score_token_ids),
             constrained=self.judge_constrained, max_concurrency=self.judge_max_concurrency,
-            timeout_s=self.judge_timeout_s, retries=self.judge_retries, seed=self.judge_seed)
+            timeout_s=self.judge_timeout_s, retries=self.judge_retries, seed=self.judge_seed,
+            replicas=PoolConfig(self.judge_eject_after, self.judge_eject_base_s, self.judge_eject_max_s,
+                                self.judge_discovery_interval_s, tuple(self.judge_discovery_nameservers)))
 
     def scorer_config(self) -> ScorerConfig:
         return ScorerConfig(
@@ -233,7 +249,8 @@ class Settings(BaseSettings):
 
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(library=self.library_source(), embedder=self.embedder_config(),
-                              static_embedder=self.static_embedder_config(), router=self.router_config(), judge=self.judge_config(), scorer=self.scorer_config(),
+                              static_embedder=self.static_embedder_config(), router=self.router_config(),
+                              keep_versions=self.library_keep_versions, keep_grace_s=self.library_keep_grace_s, judge=self.judge_config(), scorer=self.scorer_config(),
                               gaps=GapConfig(self.gap_sample_size, self.gap_margin, self.gap_seed))
 
 

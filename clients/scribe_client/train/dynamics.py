@@ -25,8 +25,9 @@ class DynamicsLog:
         with self.path.open("a") as sink:
             sink.write(json.dumps({"event": "library_refresh", **event}) + "\n")
 
-    def add(self, results: List[Dict[str, Any]], **kwargs: Any) -> None:
-        """An `on_results` hook for make_trl_reward: one record per reward call (one per training step)."""
+    def add(self, results: List[Dict[str, Any]], library_version: Optional[str] = None, **kwargs: Any) -> None:
+        """An `on_results` hook for make_trl_reward: one record per reward call (one per training step), with
+        the library version the step was scored with."""
         state = kwargs.get("trainer_state")
         ok = [r for r in results if r["status"] == "ok"]
         steps = [s for r in ok for s in r["steps"]]
@@ -44,7 +45,7 @@ class DynamicsLog:
             "fallback_rate": sum(s["fallback"] for s in steps) / len(steps) if steps else None,
             "skill_scores": {k: sum(v) / len(v) for k, v in sorted(per_skill.items())},
             "skill_counts": {k: len(v) for k, v in sorted(per_skill.items())},
-            "library_version": self.library_version,
+            "library_version": library_version or self.library_version,
         }
         self.records.append(record)
         with self.path.open("a") as sink:

@@ -71,7 +71,7 @@ def train(
         from .refresh import LibraryRefresh
 
         callbacks.append(LibraryRefresh(service_url, refresh_every, out_dir, refresh_domain, log, library_dir,
-                                        auto_accept, admin_key))
+                                        auto_accept, admin_key, client=client))
     trainer = GRPOTrainer(model=str(model), reward_funcs=[reward], args=args, train_dataset=dataset,
                           callbacks=callbacks)
     trainer.train()

@@ -1,7 +1,8 @@
 """Refresh the skill library during training: every N steps, draft cards from the service's coverage gaps
 (`scribe-rm library induce --from-gaps`), accept them if asked (review is the default), reload the service,
-and mark the refresh in the dynamics log. Needs the `scribe-rm` command (the service package) where the
-trainer runs, write access to the service's library directory, and the service's admin key."""
+tell the client to score with the new version from the next step on, and mark the refresh in the dynamics
+log. Needs the `scribe-rm` command (the service package) where the trainer runs, write access to the
+service's library directory, and the service's admin key."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class LibraryRefresh(TrainerCallback):
     def __init__(self, service_url: str, every: int, out_dir: Path, domain: str, log: DynamicsLog,
                  library_dir: Optional[Path] = None, auto_accept: bool = False, admin_key: Optional[str] = None,
                  api_key: Optional[str] = None, command: Sequence[str] = (sys.executable, "-m", "scribe_rm.cli"),
-                 gaps_domain: str = "none"):
+                 gaps_domain: str = "none", client: Optional[Any] = None):
         self.service_url = service_url.rstrip("/")
         self.every = every
         self.out_dir = out_dir
@@ -33,6 +34,7 @@ class LibraryRefresh(TrainerCallback):
         self.api_key = api_key
         self.command = list(command)  # the service's CLI (`scribe-rm`), by default from this interpreter
         self.gaps_domain = gaps_domain  # the trainer's items carry no domain unless its reward sets one
+        self.client = client  # the reward's client: it takes the new version at the next step boundary
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.log.library_version = self._version()  # records name the version they were scored with
@@ -65,6 +67,8 @@ class LibraryRefresh(TrainerCallback):
             response = httpx.post(f"{self.service_url}/admin/library/reload", headers=headers, timeout=600)
             response.raise_for_status()
             version = response.json()["library_version"]
+            if self.client is not None:
+                self.client.set_next_version(version)
         event = {"step": step, "library_version": version, "drafts": ids, "accepted": accepted, "out": str(out)}
         self.log.mark_refresh(event)
         return event

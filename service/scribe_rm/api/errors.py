@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ..blocks.text_policy import json_safe
-from ..pipeline.errors import InvalidLibrary, InvalidRequest, NotReady, Overloaded
+from ..pipeline.errors import InvalidLibrary, InvalidRequest, NotReady, Overloaded, UnknownLibraryVersion
 
 RETRY_AFTER_S = {NotReady: 5, Overloaded: 2}
 
@@ -38,3 +38,8 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Overloaded)
     async def _overloaded(_: Request, exc: Overloaded) -> JSONResponse:
         return _detail(503, str(exc), {"Retry-After": str(RETRY_AFTER_S[Overloaded])})
+
+    @app.exception_handler(UnknownLibraryVersion)
+    async def _unknown_version(_: Request, exc: UnknownLibraryVersion) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "library_version": exc.version, "available": exc.available},
+                            status_code=409)

@@ -1,5 +1,6 @@
 """Where induction finds coverage gaps: a live service's gap sample clustered (what `GET /library/gaps`
-answers), and a running service's gaps fetched as items to induce from (`library induce --from-gaps`)."""
+answers), and the gap samples of every replica of a running fleet fetched, merged uniformly, as items to
+induce from (`library induce --from-gaps URL... | dns://HOST:PORT`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import aiohttp
 import numpy as np
 
 from ..blocks.clustering import by_centrality, cluster_vectors
+from ..blocks.discovery import resolve_all
 from ..pipeline.embedder import Embedder
 from ..pipeline.gap_sample import GapSample
 from ..pipeline.schemas import ScoreItem
@@ -54,15 +56,42 @@ async def cluster_gaps(sample: GapSample, embedder: Embedder, domain: str | None
     return report
 
 
-async def fetch_gap_items(base_url: str, gaps_domain: str, domain: str, api_key: str | None = None) -> list[ScoreItem]:
-    """A running service's coverage gaps of `gaps_domain` (GET /library/gaps) as one-step items of `domain`,
-    one per sampled text."""
+async def fetch_gap_items(specs: list[str], gaps_domain: str, domain: str, api_key: str | None = None,
+                          nameservers: tuple[str, ...] = (), seed: int = 0) -> list[ScoreItem]:
+    """The coverage gaps of `gaps_domain` in every replica `specs` name (base URLs, or dns://HOST:PORT for all
+    of a headless Service's pods), merged into one uniform sample, as one-step items of `domain`."""
+    urls = await resolve_all(specs, nameservers)
+    if not urls:
+        raise ValueError(f"{', '.join(specs)}: no replica found")
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    params = {"domain": gaps_domain}
     async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=300)) as http:
-        async with http.get(f"{base_url.rstrip('/')}/library/gaps", params=params) as response:
-            if response.status != 200:
-                raise ValueError(f"{base_url}/library/gaps answered {response.status}: {(await response.text())[:300]}")
-            report = await response.json()
-    return [ScoreItem(id=f"gap-{k}-{i}", steps=[{"text": text}], domain=domain)
-            for k, cluster in enumerate(report["clusters"]) for i, text in enumerate(cluster["texts"])]
+        samples = [await _sample_of(http, url, gaps_domain) for url in urls]
+    merged = merge_samples(samples, gaps_domain, seed)
+    return [ScoreItem(id=f"gap-{i}", steps=[{"text": step["text"]}], domain=domain) for i, step in enumerate(merged)]
+
+
+async def _sample_of(http: aiohttp.ClientSession, url: str, gaps_domain: str) -> dict:
+    async with http.get(f"{url}/library/gaps/sample", params={"domain": gaps_domain}) as response:
+        if response.status != 200:
+            raise ValueError(f"{url}/library/gaps/sample answered {response.status}: {(await response.text())[:300]}")
+        return await response.json()
+
+
+def merge_samples(samples: list[dict], domain: str, seed: int = 0) -> list[dict]:
+    """One uniform sample of every replica's gaps of `domain` from each replica's reservoir (a uniform sample of
+    the gaps it saw): how many to take from each is drawn from the multivariate hypergeometric distribution
+    over the gaps each saw, then that many are taken at random from its reservoir. The merged sample is as
+    large as the smallest full reservoir allows (each replica can give at most its reservoir's size)."""
+    rng = np.random.default_rng(seed)
+    seen = np.array([int(sample["seen"].get(domain, 0)) for sample in samples])
+    kept = [sample["steps"] for sample in samples]
+    if seen.sum() == 0:
+        return []
+    # a replica whose reservoir holds fewer than it saw can give at most its reservoir; size the draw so that
+    # no replica is asked for more than it holds, whatever the hypergeometric draw
+    size = min([len(k) for k, n in zip(kept, seen) if len(k) < n] or [int(seen.sum())])
+    counts = rng.multivariate_hypergeometric(seen, min(size, int(seen.sum())))
+    merged = []
+    for steps, count in zip(kept, counts):
+        merged += [steps[i] for i in rng.choice(len(steps), size=int(count), replace=False)]
+    return merged

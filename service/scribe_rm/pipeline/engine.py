@@ -3,22 +3,27 @@ and the in-process CLI commands. It has no HTTP in it: problems are raised as th
 
 The library-dependent part is one immutable snapshot (`Pipeline`): a reload builds a new one in the
 background and swaps it in with one assignment, so a request that took the old snapshot finishes on it and
-every response names exactly one library version."""
+every response names exactly one library version. The snapshots it replaced stay (`keep_versions` in all,
+each for `keep_grace_s` after it was replaced), so that a request pinned to a version (`library_version`)
+is answered with that version while the fleet's replicas reload at different moments; a version not kept
+is an UnknownLibraryVersion, never a silent switch."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from ..library import CardError, Library, LibrarySource
 from . import metrics
 from .embedder import Embedder, EmbedderConfig, make_embedder
-from .errors import InvalidLibrary, InvalidRequest, NotReady
+from .errors import InvalidLibrary, InvalidRequest, NotReady, UnknownLibraryVersion
 from .gap_sample import GapSample
 from .judges import Judge, JudgeConfig, make_judge
 from .router import Route, Router, RouterConfig, RoutingItem
-from .schemas import Alternative, ReloadResponse, RouteRequest, RouteResponse, RouteResult, ScoreRequest, ScoreResponse
+from .schemas import (Alternative, KeptVersion, LibraryVersions, ReloadResponse, RouteRequest, RouteResponse,
+                      RouteResult, ScoreRequest, ScoreResponse)
 from .scorer import Scorer, ScorerConfig
 
 log = logging.getLogger("scribe_rm")
@@ -41,6 +46,8 @@ class PipelineConfig:
     scorer: ScorerConfig = field(default_factory=ScorerConfig)
     gaps: GapConfig = field(default_factory=GapConfig)
     static_embedder: EmbedderConfig | None = None  # the static routing tier, when the router's tiers use it
+    keep_versions: int = 2  # library versions served to pinned requests: the current one and the last replaced
+    keep_grace_s: float = 600.0  # how long a replaced version stays
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class Engine:
     static_embedder: Embedder | None = None
     loaded: bool = False
     load_error: str | None = None
+    _retired: list[tuple[Pipeline, float]] = field(default_factory=list)  # replaced snapshots, newest first
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _fingerprint: tuple = ()
 
@@ -125,17 +133,50 @@ class Engine:
         if self.static_embedder is not None:
             self.static_embedder.close()
 
+    # ---------- library versions ----------
+
+    def pipeline_for(self, version: str | None) -> Pipeline:
+        """The snapshot of a pinned version (None: the current one). Raises UnknownLibraryVersion."""
+        current = self.pipeline
+        if version is None or version == current.library.version:
+            return current
+        self._drop_expired()
+        for pipeline, _ in self._retired:
+            if pipeline.library.version == version:
+                return pipeline
+        raise UnknownLibraryVersion(version, [current.library.version] + [p.library.version for p, _ in self._retired])
+
+    def versions(self) -> LibraryVersions:
+        self._drop_expired()
+        now = time.monotonic()
+        return LibraryVersions(current=self.library.version, keep_versions=self.config.keep_versions,
+                               grace_s=self.config.keep_grace_s,
+                               kept=[KeptVersion(version=p.library.version, replaced_s_ago=round(now - at, 1),
+                                                 expires_in_s=round(max(0.0, at + self.config.keep_grace_s - now), 1))
+                                     for p, at in self._retired])
+
+    def _retire(self, old: Pipeline) -> None:
+        self._retired = [(p, at) for p, at in self._retired if p.library.version != self.pipeline.library.version]
+        self._retired.insert(0, (old, time.monotonic()))
+        del self._retired[max(0, self.config.keep_versions - 1):]
+        self._drop_expired()
+
+    def _drop_expired(self) -> None:
+        deadline = time.monotonic() - self.config.keep_grace_s
+        self._retired = [(p, at) for p, at in self._retired if at >= deadline]
+        metrics.LIBRARY_VERSIONS_KEPT.set(1 + len(self._retired))
+
     # ---------- entry points ----------
 
     async def score(self, request: ScoreRequest) -> ScoreResponse:
-        scorer = self.scorer  # one library version for the whole request
+        scorer = self.pipeline_for(request.library_version).scorer  # one library version for the whole request
         prepared = scorer.prepare(request)  # a bad request is told so before "not ready"
         self.require_ready()
         return await scorer.score(request, prepared)
 
     async def route(self, request: RouteRequest) -> RouteResponse:
-        self.scorer.config.limits.check_route_texts([q.text for q in request.items])
-        pipeline = self.pipeline  # one library version for the whole request
+        pipeline = self.pipeline_for(request.library_version)  # one library version for the whole request
+        pipeline.scorer.config.limits.check_route_texts([q.text for q in request.items])
         explicit = {i: pipeline.router.explicit(q.prototype_id) for i, q in enumerate(request.items) if q.prototype_id}
         self.require_ready()
         todo = [i for i in range(len(request.items)) if i not in explicit]
@@ -167,9 +208,13 @@ class Engine:
                 metrics.LIBRARY_RELOADS.labels("unchanged").inc()
                 return ReloadResponse(previous_version=old.library.version, library_version=library.version,
                                       cards=len(library.cards), changed=False)
-            pipeline = _pipeline(self.config, library, self.embedder, self.judge, self.gaps, self.static_embedder)
-            await loop.run_in_executor(None, pipeline.router.build_sync)
+            kept = [p for p, _ in self._retired if p.library.version == library.version]
+            pipeline = kept[0] if kept else _pipeline(self.config, library, self.embedder, self.judge, self.gaps,
+                                                      self.static_embedder)
+            if not kept:
+                await loop.run_in_executor(None, pipeline.router.build_sync)
             self.pipeline = pipeline  # the swap: requests from now on take the new snapshot
+            self._retire(old)  # pinned requests may still name it
             self._publish_build_info(old.library.version)
             metrics.LIBRARY_RELOADS.labels("changed").inc()
             log.info("library reloaded: %s -> %s (%d cards)", old.library.version, library.version, len(library.cards))

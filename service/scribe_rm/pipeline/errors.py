@@ -31,3 +31,13 @@ class Overloaded(PipelineError):
 
 class InvalidLibrary(PipelineError):
     """A library reload was refused (an invalid card, a duplicate id); the serving version is unchanged."""
+
+
+class UnknownLibraryVersion(PipelineError):
+    """A request pinned a library version this replica does not serve (never had it, or dropped it)."""
+
+    def __init__(self, version: str, available: list[str]):
+        super().__init__(f"library version '{version}' is not served here; this replica serves "
+                         f"{', '.join(available)} (the first is current)")
+        self.version = version
+        self.available = available

@@ -15,6 +15,16 @@ JUDGE_LATENCY = Histogram("scribe_judge_latency_seconds", "One judge call, by ba
                           buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
 JUDGE_ERRORS = Counter("scribe_judge_errors_total", "Judge calls that failed, by backend.", ["backend"])
 JUDGE_INFLIGHT = Gauge("scribe_judge_inflight", "Judge calls running or queued.", multiprocess_mode="livesum")
+JUDGE_REPLICA_INFLIGHT = Gauge("scribe_judge_replica_inflight", "Judge calls in flight per replica.", ["replica"],
+                               multiprocess_mode="livesum")
+JUDGE_REPLICA_FIRST_ATTEMPTS = Counter("scribe_judge_replica_first_attempts_total", "First attempts of judge calls "
+                                       "sent to each replica (retries go elsewhere).", ["replica"])
+JUDGE_REPLICA_ERRORS = Counter("scribe_judge_replica_errors_total", "Failed judge calls per replica and kind "
+                               "(connection, timeout, 5xx).", ["replica", "kind"])
+JUDGE_REPLICA_EJECTIONS = Counter("scribe_judge_replica_ejections_total", "Times a replica was ejected (after "
+                                  "failed calls or a failed health check).", ["replica"])
+JUDGE_REPLICA_UP = Gauge("scribe_judge_replica_up", "1 while a judge replica takes calls, 0 while ejected or gone.",
+                         ["replica"], multiprocess_mode="livemax")
 CACHE = Counter("scribe_cache_lookups_total", "Judgement cache look-ups, by result.", ["result"])
 DEDUPLICATED = Counter("scribe_deduplicated_steps_total", "Steps sharing another step's judgement in a request.")
 ROUTE_SIMILARITY = Histogram("scribe_route_similarity", "Routing similarity of the chosen card.",
@@ -35,5 +45,7 @@ BUILD = Gauge("scribe_build_info", "Library version and judge model (value 1).",
 ROUTE_OUTCOMES = Counter("scribe_route_outcomes_total", "Routed texts by domain ('other': not a library domain) "
                          "and outcome: confident, low_margin (best card within gap_margin of the runner-up), "
                          "fallback.", ["domain", "outcome"])
+LIBRARY_VERSIONS_KEPT = Gauge("scribe_library_versions_kept", "Library versions this replica serves: the current "
+                              "one and those kept for pinned requests.", multiprocess_mode="livemax")
 LIBRARY_RELOADS = Counter("scribe_library_reloads_total", "Library reloads by outcome: changed, unchanged, "
                           "invalid (the old library kept serving).", ["outcome"])

@@ -66,8 +66,15 @@ class RouteQuery(Strict):
     prototype_id: str | None = Field(None, description="Bypass routing and use this card.")
 
 
+LIBRARY_VERSION_DESCRIPTION = (
+    "Pin the library version (as in a response's library_version): the request is answered with that version or "
+    "with 409 naming the versions this replica serves. Training clients pin one version per step, so a step "
+    "never mixes versions while the fleet reloads. Default: the current version.")
+
+
 class RouteRequest(Strict, CleanInput):
     items: list[RouteQuery] = Field(min_length=1)
+    library_version: str | None = Field(None, max_length=64, description=LIBRARY_VERSION_DESCRIPTION)
 
 
 class Alternative(BaseModel):
@@ -191,6 +198,7 @@ class ScoreRequest(Strict, CleanInput):
     request_id: str | None = Field(None, max_length=128)
     explain: bool = Field(False, description="Return each step's judge prompt (judge_messages): the exact messages "
                           "the judge saw. Off by default: the prompts repeat the card and context per step.")
+    library_version: str | None = Field(None, max_length=64, description=LIBRARY_VERSION_DESCRIPTION)
 
 
 class StepScore(BaseModel):
@@ -255,6 +263,13 @@ class ErrorBody(BaseModel):
     detail: Any
 
 
+class VersionConflict(BaseModel):
+    """409: the pinned library version is not served by this replica."""
+    detail: str
+    library_version: str = Field(description="The version the request pinned.")
+    available: list[str] = Field(description="The versions this replica serves, the current one first.")
+
+
 # ---------- library life cycle ----------
 
 class ReloadResponse(BaseModel):
@@ -262,6 +277,19 @@ class ReloadResponse(BaseModel):
     library_version: str
     cards: int
     changed: bool = Field(description="False when the directory's cards are the ones already serving.")
+
+
+class KeptVersion(BaseModel):
+    version: str
+    replaced_s_ago: float
+    expires_in_s: float
+
+
+class LibraryVersions(BaseModel):
+    current: str
+    kept: list[KeptVersion] = Field(description="Replaced versions still served to pinned requests, newest first.")
+    keep_versions: int
+    grace_s: float
 
 
 class NearestCount(BaseModel):
@@ -276,6 +304,22 @@ class GapCluster(BaseModel):
     nearest_cards: list[NearestCount] = Field(description="The best-ranked cards of its texts, most common first.")
     examples: list[str] = Field(description="The most central texts.")
     texts: list[str]
+
+
+class GapSampleStep(BaseModel):
+    text: str
+    domain: str | None
+    reason: Literal["low_margin", "fallback"]
+    nearest: str | None
+    similarity: float | None
+    margin: float | None
+
+
+class GapSampleResponse(BaseModel):
+    library_version: str
+    seen: dict[str, int] = Field(description="Gap texts seen per domain since start-up (each domain's reservoir "
+                                 "is a uniform sample of them).")
+    steps: list[GapSampleStep]
 
 
 class GapsResponse(BaseModel):

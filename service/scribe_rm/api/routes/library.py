@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query
 
 from ...induction.gaps import cluster_gaps
 from ...pipeline.engine import Engine
-from ...pipeline.schemas import ErrorBody, GapsResponse, ReloadResponse
+from ...pipeline.schemas import ErrorBody, GapSampleResponse, GapsResponse, LibraryVersions, ReloadResponse
 from ..state import engine_of
 
 router = APIRouter(tags=["library"])
@@ -37,3 +37,21 @@ async def library_gaps(
     report = await cluster_gaps(engine.gaps, engine.embedder, domain, min_cluster_size, max_clusters, max_texts)
     return GapsResponse(library_version=engine.library.version, sample_size=engine.gaps.size,
                         margin=engine.gaps.margin, **report)
+
+
+@router.get("/library/versions", response_model=LibraryVersions)
+async def library_versions(engine: Engine = Depends(engine_of)) -> LibraryVersions:
+    """The current library version and the replaced ones still served to requests that pin them."""
+    return engine.versions()
+
+
+@router.get("/library/gaps/sample", response_model=GapSampleResponse)
+async def library_gap_sample(
+    domain: str | None = Query(None, description="One domain's sample ('none': texts sent without a domain); "
+                                                 "default: all."),
+    engine: Engine = Depends(engine_of),
+) -> GapSampleResponse:
+    """This replica's raw gap sample and how many gaps it has seen per domain: what a fleet-wide merge needs
+    (`scribe-rm library induce --from-gaps` with several replicas)."""
+    return GapSampleResponse(library_version=engine.library.version, seen=engine.gaps.seen(),
+                             steps=[step.__dict__ for step in engine.gaps.steps(domain)])

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Depends
 
 from ...blocks.logs import REQUEST_ID
 from ...pipeline.engine import Engine
-from ...pipeline.schemas import RouteRequest, RouteResponse, ScoreRequest, ScoreResponse
+from ...pipeline.schemas import RouteRequest, RouteResponse, ScoreRequest, ScoreResponse, VersionConflict
 from ..state import engine_of
 
-router = APIRouter(tags=["scoring"])
+router = APIRouter(tags=["scoring"], responses={409: {"model": VersionConflict,
+                                                      "description": "The pinned library_version is not served here."}})
 
 
 @router.post("/route", response_model=RouteResponse)

@@ -5,29 +5,35 @@ Request fields follow current vLLM: `max_completion_tokens`, `logprobs` + `logpr
 
 The transport is aiohttp, as in vLLM's own benchmark client: with 64 connections open, httpx's pool costs
 ~3.4 ms of CPU per request against aiohttp's ~0.3 ms (docs/benchmarks.md), and this call is made once per
-judged step on the service's only event loop."""
+judged step on the service's only event loop. Replicas (several base URLs, or a DNS name that lists them)
+are chosen, ejected and discovered by replicas.py."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiohttp
 
 from .base import LABELS, JudgeError, parse_json_reply
+from .replicas import PoolConfig, ReplicaPool
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+BUSY_STATUS = {408, 429}  # worth a retry, but the replica is alive: never ejected for it
 BACKOFF_BASE_S = 0.1  # the n-th retry waits uniform(0, min(max, base * 2**n))
 BACKOFF_MAX_S = 5.0
 
 
 class RetryableJudgeError(JudgeError):
-    """A failure worth another attempt: connection trouble, 408, 429 or 5xx."""
+    """A failure worth another attempt: connection trouble, 408, 429 or 5xx. `kind` says which."""
+
+    def __init__(self, message: str, kind: Literal["connection", "timeout", "5xx", "busy"]):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ class OpenAIJudgeConfig:
     timeout_s: float = 30.0
     retries: int = 3
     seed: int = 0
+    replicas: PoolConfig = field(default_factory=PoolConfig)  # ejection and discovery of base_urls' replicas
 
 
 class OpenAIJudge:
@@ -50,11 +57,12 @@ class OpenAIJudge:
     def __init__(self, config: OpenAIJudgeConfig):
         self.config = config
         self.model_name = config.model
-        self._urls = itertools.cycle(config.base_urls)
+        self.pool = ReplicaPool(config.base_urls, config.replicas)
         self._headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._http: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(config.max_concurrency)
         self._token_ids: list[int] = list(config.score_token_ids)
+        self._maintenance: asyncio.Task | None = None
 
     def _session(self) -> aiohttp.ClientSession:
         """Created on first use: an aiohttp session belongs to the event loop it is made in."""
@@ -66,7 +74,12 @@ class OpenAIJudge:
         return self._http
 
     async def start(self) -> None:
-        """Nothing to load; resolve the label token ids if the server can tell us (retried lazily)."""
+        """Find the replicas and keep them checked; resolve the label token ids if a server can tell us (else
+        the first judge call tries again)."""
+        if self.pool.discovers:
+            await self.pool.discover()
+        if self._maintenance is None:
+            self._maintenance = asyncio.get_running_loop().create_task(self.pool.maintain(self._healthy))
         if self.config.score_mode == "token_ids" and not self._token_ids:
             try:
                 await self._resolve_token_ids()
@@ -87,15 +100,18 @@ class OpenAIJudge:
         return ids
 
     async def ready(self) -> bool:
-        for base in self.config.base_urls:
-            timeout = aiohttp.ClientTimeout(total=min(2.0, self.config.timeout_s))
-            try:
-                async with self._session().get(f"{base}/health", timeout=timeout) as response:
-                    if response.status == 200:
-                        return True
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                continue
+        for replica in list(self.pool.replicas.values()):
+            if replica.up and await self._healthy(replica.url):
+                return True
         return False
+
+    async def _healthy(self, base: str) -> bool:
+        timeout = aiohttp.ClientTimeout(total=min(2.0, self.config.timeout_s))
+        try:
+            async with self._session().get(f"{base}/health", timeout=timeout) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return False
 
     def request_body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
         c = self.config
@@ -140,18 +156,33 @@ class OpenAIJudge:
         return parse_json_reply(text or "", max_tokens)
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
-        """POST with retries on RetryableJudgeError, full-jitter exponential backoff between attempts.
-        A plain loop rather than tenacity: this runs once per judged step, and tenacity's per-call set-up
-        was a fifth of the event loop's CPU under load (py-spy, bench/overhead.py)."""
+        """POST with retries on RetryableJudgeError, each attempt to a replica this call has not failed on,
+        full-jitter exponential backoff between attempts. A plain loop rather than tenacity: this runs once per
+        judged step, and tenacity's per-call set-up was a fifth of the event loop's CPU under load (py-spy,
+        bench/overhead.py)."""
+        failed: set[str] = set()
         retries = 0
         while True:
-            try:
-                async with self._slots:
-                    return await self._post_once(f"{next(self._urls)}{path}", body)
-            except RetryableJudgeError:
-                retries += 1
-                if retries > self.config.retries:
+            async with self._slots:
+                try:
+                    replica = self.pool.pick(failed)
+                except LookupError as exc:
+                    raise JudgeError(str(exc)) from exc
+                self.pool.started(replica, first_attempt=retries == 0)
+                try:
+                    result = await self._post_once(f"{replica.url}{path}", body)
+                except RetryableJudgeError as exc:
+                    self.pool.finished(replica, None if exc.kind == "busy" else exc.kind)
+                    failed.add(replica.url)
+                    retries += 1
+                    if retries > self.config.retries:
+                        raise
+                except BaseException:
+                    self.pool.finished(replica)
                     raise
+                else:
+                    self.pool.finished(replica)
+                    return result
             await asyncio.sleep(random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**retries)))
 
     async def _post_once(self, url: str, body: dict[str, Any]) -> Any:
@@ -159,12 +190,13 @@ class OpenAIJudge:
             async with self._session().post(url, json=body) as response:
                 status, payload = response.status, await response.read()
         except asyncio.TimeoutError as exc:
-            raise RetryableJudgeError(f"judge call to {url} timed out after {self.config.timeout_s}s") from exc
+            raise RetryableJudgeError(f"judge call to {url} timed out after {self.config.timeout_s}s",
+                                      "timeout") from exc
         except aiohttp.ClientError as exc:
-            raise RetryableJudgeError(f"judge unreachable at {url}: {type(exc).__name__}: {exc}") from exc
+            raise RetryableJudgeError(f"judge unreachable at {url}: {type(exc).__name__}: {exc}", "connection") from exc
         text = payload.decode("utf-8", "replace")
         if status in RETRY_STATUS:
-            raise RetryableJudgeError(f"judge answered {status}: {text[:300]}")
+            raise RetryableJudgeError(f"judge answered {status}: {text[:300]}", "busy" if status in BUSY_STATUS else "5xx")
         if status != 200:
             raise JudgeError(f"judge answered {status}: {text[:300]}")
         try:
@@ -173,6 +205,8 @@ class OpenAIJudge:
             raise JudgeError(f"judge reply is not JSON: {text[:200]!r}") from exc
 
     async def aclose(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
         if self._http is not None:
             await self._http.close()
 
