@@ -106,16 +106,21 @@ async def test_agent_cards_leave_routing_outside_their_scope_unchanged(library, 
         assert a.similarity == pytest.approx(b.similarity, abs=2e-3)
 
 
-@pytest.fixture
-def counting_router(library, embedder, settings):
-    """A transformer-only router of its own (fresh routing cache) whose embedder calls are recorded."""
-    fresh = Router(library, embedder, settings.model_copy(update={"routing_tiers": "mpnet"}).router_config())
-    fresh.build_sync()
+def recording_transformer_calls(router, embedder):
+    """Build `router` afresh (own routing cache) and record every batch the transformer embeds from then on."""
+    router.build_sync()
     encoded: list[list[str]] = []
     real = embedder.encode_sync
     embedder.encode_sync = lambda texts: encoded.append(list(texts)) or real(texts)
-    yield fresh, encoded
+    yield router, encoded
     del embedder.encode_sync
+
+
+@pytest.fixture
+def counting_router(library, embedder, settings):
+    """A transformer-only router whose embedder calls are recorded."""
+    config = settings.model_copy(update={"routing_tiers": "mpnet"}).router_config()
+    yield from recording_transformer_calls(Router(library, embedder, config), embedder)
 
 
 async def test_each_distinct_text_is_embedded_once_then_served_from_the_cache(counting_router):
@@ -166,14 +171,9 @@ async def test_routing_cache_can_be_turned_off(library, embedder, settings):
 
 @pytest.fixture
 def tiered_router(library, embedder, static_embedder, settings):
-    """A default-tiers router of its own (fresh caches) whose transformer calls are recorded."""
-    fresh = Router(library, embedder, settings.router_config(), static_embedder=static_embedder)
-    fresh.build_sync()
-    encoded: list[list[str]] = []
-    real = embedder.encode_sync
-    embedder.encode_sync = lambda texts: encoded.append(list(texts)) or real(texts)
-    yield fresh, encoded
-    del embedder.encode_sync
+    """A default-tiers router whose transformer calls are recorded."""
+    router = Router(library, embedder, settings.router_config(), static_embedder=static_embedder)
+    yield from recording_transformer_calls(router, embedder)
 
 
 async def test_the_static_tier_decides_clear_texts_and_the_second_tier_the_rest(tiered_router, settings):
