@@ -6,6 +6,7 @@
 #   requirements/service.lock  the service's runtime dependencies (the Docker image)
 #   requirements/dev.lock      + test tools and the client packages (scripts/setup.sh, CI), runtime pins kept
 #   requirements/vllm.lock     the vLLM judge server's own virtualenv (scripts/vllm_setup.sh)
+#   requirements/verl.lock     verl's own virtualenv for the dense-reward tests (scripts/verl_setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
@@ -18,4 +19,5 @@ compile -o requirements/service.lock pyproject.toml requirements/torch.in
 compile --extra dev --extra train -o requirements/dev.lock pyproject.toml clients/pyproject.toml \
   requirements/torch.in requirements/dev.in
 compile -o requirements/vllm.lock requirements/vllm.in
+compile -o requirements/verl.lock requirements/verl.in
 echo "locks written; review: git diff requirements/"

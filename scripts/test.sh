@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up (idempotent) and run the whole test suite, including the integration tests against a real
-# vLLM server that this script installs, starts and stops. SCRIBE_TEST_VLLM=0 skips vLLM (and those tests).
+# vLLM server that this script installs, starts and stops, and verl's own estimators in a virtualenv of their
+# own (scripts/verl_setup.sh). SCRIBE_TEST_VLLM=0 skips vLLM (and those tests).
 # It touches nothing outside this checkout and the user cache unless asked: SCRIBE_TEST_INSTALL_SYSTEM=1
 # (set by .ci/run) lets it apt-get install the Debian tools some tests use; without it, tests that need a
 # missing tool are skipped and name it.
@@ -14,7 +15,9 @@ export HF_HUB_OFFLINE=1
 if [ "${SCRIBE_TEST_INSTALL_SYSTEM:-0}" = 1 ]; then
   bash scripts/install_system_tools.sh
 fi
-t1=$(date +%s); echo "timing: deploy tools and prometheus $((t1 - t0))s (set-up included)"
+t1=$(date +%s); echo "timing: deploy tools and system packages $((t1 - t0))s (set-up included)"
+bash scripts/verl_setup.sh
+t1=$(date +%s); echo "timing: verl environment $((t1 - t0))s (all set-up so far)"
 if [ "${SCRIBE_TEST_VLLM:-1}" != "0" ]; then
   bash scripts/vllm_setup.sh
   t2=$(date +%s); echo "timing: vLLM install $((t2 - t1))s"

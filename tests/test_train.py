@@ -28,12 +28,15 @@ def test_tool_environment_and_outcome():
     assert final_answer("Answer: 4\nAnswer: 5") == 5.0 and outcome("Answer: 53", 53.0, "math") == 1.0
 
 
-def test_two_grpo_steps_through_the_service(tmp_path):
+@pytest.mark.parametrize("credit", ["mixed", "process"])
+def test_two_grpo_steps_through_the_service(tmp_path, credit):
+    from scribe_client.train.dynamics import plot_title
+
     with running_service() as url:
         run = subprocess.run(
             [sys.executable, "-m", "scribe_client.train.grpo", "--service-url", url, "--max-steps", "2",
              "--out-dir", str(tmp_path), "--batch-size", "2", "--num-generations", "2",
-             "--max-completion-length", "40"],
+             "--max-completion-length", "40", "--credit", credit],
             cwd=REPO, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     records = [json.loads(line) for line in (tmp_path / "dynamics.jsonl").read_text().splitlines()]
@@ -42,8 +45,13 @@ def test_two_grpo_steps_through_the_service(tmp_path):
         assert r["n_samples"] == 2 and r["failed"] == 0  # every reward arrived
         assert 0 <= r["process_reward"] <= 1 and r["outcome_reward"] in (0.0, 0.5, 1.0)
         assert r["skill_scores"] and 0 <= r["fallback_rate"] <= 1
+        assert r["credit"] == credit and set(r["advantages"]) == {"mean", "std", "min", "max"}
+        assert r["library_version"]  # the version the step was scored with
+    if credit == "process":  # per-token: the two rollouts' step scores differ, and so do the token advantages
+        assert any(r["advantages"]["max"] > r["advantages"]["min"] for r in records)
     assert (tmp_path / "skill_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "rewards arrived from SCRIBE-RM" in run.stdout
+    assert f"credit: {credit}" in plot_title(records)
+    assert f"with credit {credit}" in run.stdout and "rewards arrived from SCRIBE-RM" in run.stdout
 
 
 def test_grpo_refreshes_the_library_from_gaps_and_marks_it(tmp_path, settings):

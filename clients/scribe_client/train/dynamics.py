@@ -1,5 +1,6 @@
 """Training dynamics: per training step, the outcome and process rewards, the mean step score per skill
-prototype and the routing fallback rate, as JSONL; and a PNG of the per-skill score curves."""
+prototype, the routing fallback rate, the library version, the credit mode and the advantage statistics, as
+JSONL; and a PNG of the per-skill score curves with the advantages under them."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ class DynamicsLog:
         with self.path.open("a") as sink:
             sink.write(json.dumps({"event": "library_refresh", **event}) + "\n")
 
-    def add(self, results: List[Dict[str, Any]], library_version: Optional[str] = None, **kwargs: Any) -> None:
-        """An `on_results` hook for make_trl_reward: one record per reward call (one per training step), with
-        the library version the step was scored with."""
+    def add(self, results: List[Dict[str, Any]], library_version: Optional[str] = None, credit: Optional[str] = None,
+            advantages: Optional[Dict[str, float]] = None, unmapped_steps: int = 0, **kwargs: Any) -> None:
+        """One record per training step: the step's results, the library version they were scored with, and (from
+        the trainer) the credit mode, the statistics of the token advantages and the steps mapped to no token."""
         state = kwargs.get("trainer_state")
         ok = [r for r in results if r["status"] == "ok"]
         steps = [s for r in ok for s in r["steps"]]
@@ -46,10 +48,21 @@ class DynamicsLog:
             "skill_scores": {k: sum(v) / len(v) for k, v in sorted(per_skill.items())},
             "skill_counts": {k: len(v) for k, v in sorted(per_skill.items())},
             "library_version": library_version or self.library_version,
+            "credit": credit,
+            "advantages": advantages,
+            "unmapped_steps": unmapped_steps,
         }
         self.records.append(record)
         with self.path.open("a") as sink:
             sink.write(json.dumps(record) + "\n")
+
+
+def credit_modes(records: List[Dict[str, Any]]) -> str:
+    return ", ".join(sorted({r["credit"] for r in records if r.get("credit")})) or "not recorded"
+
+
+def plot_title(records: List[Dict[str, Any]]) -> str:
+    return f"SCRIBE per-skill step scores during GRPO (credit: {credit_modes(records)})"
 
 
 def plot(jsonl: Path, png: Path, top_k: int = 8) -> Path:
@@ -68,7 +81,8 @@ def plot(jsonl: Path, png: Path, top_k: int = 8) -> Path:
         for skill, n in r["skill_counts"].items():
             counts[skill] += n
     skills = sorted(counts, key=counts.get, reverse=True)[:top_k]  # type: ignore[arg-type]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    fig, (top, bottom, credit_axis) = plt.subplots(3, 1, figsize=(9, 9.5), sharex=True,
+                                                  gridspec_kw={"height_ratios": [2, 2, 1.3]})
     xs = [r["step"] for r in records]
     for key in ("outcome_reward", "process_reward"):
         top.plot(xs, [r[key] for r in records], marker="o", label=key.replace("_", " "))
@@ -82,11 +96,24 @@ def plot(jsonl: Path, png: Path, top_k: int = 8) -> Path:
             axis.axvline(refresh["step"], color="grey", linestyle="--", linewidth=1)
         top.annotate(f"library {refresh['library_version']}", (refresh["step"], 1.0), xycoords=("data", "axes fraction"),
                      fontsize=7, rotation=90, va="top", ha="right")
-    bottom.set_xlabel("training step")
-    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     bottom.set_ylabel("mean step score (0-1)")
     bottom.legend(fontsize=7, loc="best")
-    fig.suptitle("SCRIBE per-skill step scores during GRPO")
+    stats = [(r["step"], r["advantages"]) for r in records if r.get("advantages")]
+    if stats:
+        steps_x = [s for s, _ in stats]
+        mean = [a["mean"] for _, a in stats]
+        std = [a["std"] for _, a in stats]
+        credit_axis.plot(steps_x, mean, marker="o", label="mean")
+        credit_axis.fill_between(steps_x, [m - d for m, d in zip(mean, std)], [m + d for m, d in zip(mean, std)],
+                                 alpha=0.25, label="± std")
+        credit_axis.plot(steps_x, [a["min"] for _, a in stats], linestyle=":", label="min")
+        credit_axis.plot(steps_x, [a["max"] for _, a in stats], linestyle=":", label="max")
+        credit_axis.legend(fontsize=7, loc="best")
+    credit_axis.set_ylabel("token advantage")
+    credit_axis.set_title(f"token advantages, credit {credit_modes(records)}", fontsize=9)
+    credit_axis.set_xlabel("training step")
+    credit_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(plot_title(records))
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)

@@ -12,6 +12,7 @@ import typer
 from ..adapters import as_text
 from ..client import AsyncScribeClient
 from ..trl import make_trl_reward
+from .credit_trainer import CREDIT_MODES, CapturedResults, step_credit_trainer
 from .dynamics import DynamicsLog, plot
 from .tasks import make_tasks, outcome
 
@@ -32,6 +33,9 @@ def train(
     learning_rate: float = typer.Option(1e-5),
     weight_outcome: float = typer.Option(0.7),
     weight_process: float = typer.Option(0.3),
+    credit: str = typer.Option("mixed", help=f"{' | '.join(CREDIT_MODES)}: the scalar reward (weights above); the "
+                               "outcome alone; DeepSeekMath's process supervision (per-token advantages from the "
+                               "step scores); that plus the group-normalized outcome (weights above)."),
     aggregation: str = typer.Option("mean", help="mean | min | last | first_error | product"),
     use_vllm: bool = typer.Option(False, help="Generate with TRL's vLLM integration (GPU)."),
     timeout_s: float = typer.Option(600.0, help="Per reward call; the service answers before it."),
@@ -48,6 +52,8 @@ def train(
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    if credit not in CREDIT_MODES:
+        raise typer.BadParameter(f"--credit must be one of {', '.join(CREDIT_MODES)}")
     tasks = make_tasks(num_tasks, seed)
     dataset = Dataset.from_list([{"prompt": t["prompt"], "answer": t["answer"], "kind": t["kind"]} for t in tasks])
     log = DynamicsLog(out_dir / "dynamics.jsonl")
@@ -56,8 +62,10 @@ def train(
     def outcome_of(prompt: Any, completion: Any, answer: float, kind: str, **_: Any) -> Optional[float]:
         return outcome(as_text(completion, "assistant"), answer, kind)
 
-    reward = make_trl_reward(client, outcome_fn=outcome_of, on_results=log.add, name="scribe",
-                             weights={"outcome": weight_outcome, "process": weight_process},
+    captured = CapturedResults()  # the trainer writes each step's record, with its advantages
+    weights = {"outcome": 1.0, "process": 0.0} if credit == "outcome" else {"outcome": weight_outcome,
+                                                                             "process": weight_process}
+    reward = make_trl_reward(client, outcome_fn=outcome_of, on_results=captured, name="scribe", weights=weights,
                              aggregation=aggregation)
     gpu = torch.cuda.is_available()
     args = GRPOConfig(
@@ -72,12 +80,15 @@ def train(
 
         callbacks.append(LibraryRefresh(service_url, refresh_every, out_dir, refresh_domain, log, library_dir,
                                         auto_accept, admin_key, client=client))
-    trainer = GRPOTrainer(model=str(model), reward_funcs=[reward], args=args, train_dataset=dataset,
-                          callbacks=callbacks)
+    trainer = step_credit_trainer(GRPOTrainer)(model=str(model), reward_funcs=[reward], args=args,
+                                               train_dataset=dataset, callbacks=callbacks, credit=credit,
+                                               captured=captured, log=log, w_outcome=weight_outcome,
+                                               w_process=weight_process)
     trainer.train()
     png = plot(log.path, out_dir / "skill_curves.png")
     arrived = sum(r["n_samples"] - r["failed"] for r in log.records)
-    typer.echo(f"trained {max_steps} steps; {arrived} rewards arrived from SCRIBE-RM; log {log.path}; plot {png}")
+    typer.echo(f"trained {max_steps} steps with credit {credit}; {arrived} rewards arrived from SCRIBE-RM; "
+               f"log {log.path}; plot {png}")
     for event in log.refreshes:
         typer.echo(f"library refresh at step {event['step']}: {len(event['drafts'])} drafts, "
                    f"{len(event['accepted'])} accepted, library {event['library_version']}")
