@@ -6,6 +6,8 @@ beside the service's torch path (sentence-transformers). For each: texts/s on th
 held-out set with the same cards, anchors and router settings (anchors embedded by that backend).
 Issue 25 adds the static tier, a different kind of model: the static model distilled from the same weights
 (`scribe-rm models prepare`), routing alone (SCRIBE_ROUTING_TIERS=static); no cosine to torch (its own space).
+The reference is torch in float32; torch in bfloat16 autocast is the service's `auto` precision on CPUs with
+native bf16, and OpenVINO runs once in each precision (its CPU plugin picks bf16 by itself on such CPUs).
 
 sentence-transformers' own `backend="onnx"|"openvino"` loads through optimum-onnx / optimum-intel, whose
 current releases pin transformers < 4.58 / < 5.6 (the service runs 5.x), so the same runtimes are driven
@@ -19,6 +21,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,7 @@ import numpy as np
 from common import report
 
 STATIC = "static (model2vec distilled from it), routing alone"
+TORCH = "torch (sentence-transformers), float32"
 
 
 def example_texts() -> list[str]:
@@ -106,11 +110,13 @@ def onnxruntime_runner(path: Path, threads: int):
     return lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
 
 
-def openvino_runner(path: Path, threads: int):
+def openvino_runner(path: Path, threads: int, precision: str):
+    """OpenVINO's CPU plugin computes in bf16 by default where the CPU has AVX512-BF16 or AMX: `precision`
+    says which, so the rows compare like with like."""
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(path), "CPU", {"PERFORMANCE_HINT": "LATENCY",
-                                                          "INFERENCE_NUM_THREADS": threads})
+    properties = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision}
+    compiled = ov.Core().compile_model(str(path), "CPU", properties)
     return lambda ids, mask: compiled({"input_ids": ids, "attention_mask": mask})[0]
 
 
@@ -150,12 +156,15 @@ def main() -> None:
 
     threads = available_cpus()
     texts = example_texts()[: args.texts]
-    torch_embedder = Embedder(Settings().embedder_config())
+    torch_embedder = Embedder(replace(Settings().embedder_config(), precision="float32"))
     torch_embedder.load()
     model_dir = torch_embedder.model_dir
-    results = {"torch (sentence-transformers)": measure(torch_embedder, texts, None)}
-    embedders = {"torch (sentence-transformers)": torch_embedder}
-    reference = results["torch (sentence-transformers)"]["vectors"]
+    results = {TORCH: measure(torch_embedder, texts, None)}
+    reference = results[TORCH]["vectors"]
+    embedders = {TORCH: torch_embedder}
+    torch_bf16 = Embedder(replace(Settings().embedder_config(), precision="bfloat16"))
+    torch_bf16.load()
+    embedders["torch, bfloat16 autocast (SCRIBE_EMBEDDER_PRECISION)"] = torch_bf16
     static = make_embedder(Settings(routing_tiers="static").static_embedder_config())
     static.load()
     results[STATIC] = measure(static, texts, None)
@@ -166,8 +175,10 @@ def main() -> None:
         for name, path in exported.items():
             embedders[name] = runtime_embedder(model_dir, onnxruntime_runner(path, threads), name, threads)
         try:
-            embedders["openvino fp32"] = runtime_embedder(
-                model_dir, openvino_runner(exported["onnx fp32"], threads), "openvino fp32", threads)
+            for precision in ("f32", "bf16"):
+                name = f"openvino {precision}"
+                embedders[name] = runtime_embedder(
+                    model_dir, openvino_runner(exported["onnx fp32"], threads, precision), name, threads)
         except ImportError:
             print("openvino is not installed: skipped")
         for name, embedder in embedders.items():
@@ -176,7 +187,7 @@ def main() -> None:
             if not args.skip_routing:
                 results[name].update(routing_quality(embedder))
             print(name, {k: round(v, 3) for k, v in results[name].items() if k != "vectors"})
-    base = results["torch (sentence-transformers)"]["texts_per_s"]
+    base = results[TORCH]["texts_per_s"]
     rows = []
     for name, r in results.items():
         quality = "" if args.skip_routing else f"  top-1 {r['top1']:.3f} top-3 {r['top3']:.3f}"

@@ -1,13 +1,17 @@
-"""The embedder's on-disk cache of anchor embeddings, its error for a directory that holds no model, and its
-CPU thread count."""
+"""The embedder's on-disk cache of anchor embeddings, its error for a directory that holds no model, its
+CPU thread count and its precision."""
 
 import os
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
-from scribe_rm.pipeline.embedder import ANCHOR_CHUNK, Embedder, EmbedderConfig, available_cpus, cgroup_cpu_limit
+from scribe_rm.library import load_library
+from scribe_rm.pipeline.embedder import (ANCHOR_CHUNK, Embedder, EmbedderConfig, available_cpus, cgroup_cpu_limit,
+                                         resolve_precision)
 
 TEXTS = ["Check the tool's output for an error field.", "Factor the quadratic into two linear terms."]
 
@@ -99,8 +103,6 @@ def test_cpu_threads_follow_the_cgroup_quota(tmp_path):
 
 
 def test_embedder_sets_torch_threads_on_load(settings):
-    import torch
-
     embedder = Embedder(settings.model_copy(update={"embedder_threads": 1}).embedder_config())
     before = torch.get_num_threads()
     try:
@@ -109,3 +111,30 @@ def test_embedder_sets_torch_threads_on_load(settings):
     finally:
         torch.set_num_threads(before)
         embedder.close()
+
+
+def test_bfloat16_matmuls_keep_the_float32_embeddings_and_their_own_cache_key(settings):
+    """SCRIBE_EMBEDDER_PRECISION=bfloat16 (auto's choice on CPUs with native bf16) must route as float32 does."""
+    texts = [text for card in load_library(settings.library_dir, settings.fallback_card_id).cards.values()
+             for text in card.examples[:1]][:24]
+    vectors = {}
+    for precision in ("float32", "bfloat16"):
+        embedder = Embedder(replace(settings.embedder_config(), precision=precision))
+        embedder.load()
+        vectors[precision] = embedder.encode_sync(texts)
+        vectors[precision + " fingerprint"] = embedder.fingerprint()
+        embedder.close()
+    np.testing.assert_allclose(np.linalg.norm(vectors["bfloat16"], axis=1), 1.0, atol=1e-5)
+    assert not np.array_equal(vectors["float32"], vectors["bfloat16"])  # the bf16 kernels did run
+    cosines = (vectors["float32"] * vectors["bfloat16"]).sum(1)
+    assert cosines.min() >= 0.999, cosines.min()
+    assert vectors["float32 fingerprint"] != vectors["bfloat16 fingerprint"]
+
+
+@pytest.mark.parametrize(("device", "native", "expected"), [
+    ("cpu", True, "bfloat16"), ("cpu", False, "float32"), ("mps", False, "float32")])
+def test_auto_precision_is_bfloat16_only_where_the_hardware_computes_it(monkeypatch, device, native, expected):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert resolve_precision("auto", device) == expected
+    assert resolve_precision("float32", device) == "float32"

@@ -19,7 +19,7 @@ from typing_extensions import Annotated
 from .blocks.resources import examples_dir, shipped_cards_dir
 from .blocks.weights import CACHE_ROOT, MPNET_DIR, minilm_dir, static_dir_for
 from .library import LibrarySource
-from .pipeline.embedder import EmbedderConfig
+from .pipeline.embedder import EmbedderConfig, Precision
 from .pipeline.engine import GapConfig, PipelineConfig
 from .pipeline.judges import JudgeConfig, LocalJudgeConfig, OpenAIJudgeConfig
 from .pipeline.judges.replicas import PoolConfig
@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     anchor_cache_dir: Path | None = CACHE_ROOT / "anchor-embeddings"  # reused across restarts; empty: off
     embedder_device: str = "cpu"
     embedder_threads: int = Field(0, ge=0)  # CPU threads; 0: the CPUs the process may use (affinity, cgroup limit)
+    # the transformer's matmuls; auto: bfloat16 where the device computes it natively (CPUs with AVX512-BF16 or
+    # AMX, CUDA 8+: x2.1 texts/s on this 2-core box, cosine to float32 >= 0.9999), float32 elsewhere
+    embedder_precision: Precision = "auto"
     embed_batch_size: int = Field(64, ge=1)
     embed_window_ms: float = Field(5.0, ge=0)  # micro-batch collection window across requests
     # static+mpnet: a static model distilled from the embedder routes every text; the embedder joins where
@@ -200,7 +203,7 @@ class Settings(BaseSettings):
 
     def embedder_config(self) -> EmbedderConfig:
         return EmbedderConfig(self.resolved_embedder_dir(), self.embedder_device, self.embed_batch_size,
-                              self.embedder_threads)
+                              self.embedder_threads, precision=self.embedder_precision)
 
     def static_embedder_config(self) -> EmbedderConfig | None:
         if self.routing_tiers == "mpnet":

@@ -18,6 +18,7 @@ import numpy as np
 
 log = logging.getLogger("scribe_rm")
 ANCHOR_CHUNK = 32  # anchors embedded per turn of the embedder thread (~1 s for mpnet on 2 cores)
+Precision = Literal["auto", "float32", "bfloat16"]
 
 
 def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
@@ -50,6 +51,25 @@ class EmbedderConfig:
     batch_size: int = 64
     threads: int = 0  # CPU inference threads; 0: the CPUs this process may use
     kind: Literal["transformer", "static"] = "transformer"
+    precision: Precision = "auto"  # the transformer's matmuls; auto: bfloat16 where the device computes it natively
+
+
+def native_bfloat16(device: str) -> bool:
+    """Whether `device` computes bfloat16 in hardware (CPU: AVX512-BF16 or AMX; CUDA: compute capability 8+).
+    Elsewhere it is emulated and slower than float32."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
+
+
+def resolve_precision(precision: Precision, device: str) -> Literal["float32", "bfloat16"]:
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16(device) else "float32"
+    return precision
 
 
 class Embedder:
@@ -61,6 +81,8 @@ class Embedder:
         self.device = config.device
         self.batch_size = config.batch_size
         self.threads = config.threads or available_cpus()
+        transformer = config.kind == "transformer"
+        self.precision = resolve_precision(config.precision, config.device) if transformer else "float32"
         self._model = None
         self._dimension = 0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
@@ -85,10 +107,10 @@ class Embedder:
         self._dimension = int(self.encode_sync(["warm-up"]).shape[1])  # also warms the model
 
     def fingerprint(self) -> str:
-        """Changes when the model directory's files change: keys caches of this model's embeddings."""
+        """Changes when the model directory's files or the precision change: keys caches of its embeddings."""
         files = sorted(p for p in self.model_dir.rglob("*") if p.is_file())
         stats = [f"{p.relative_to(self.model_dir)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
-        return hashlib.sha256("\n".join([str(self.model_dir.resolve()), *stats]).encode()).hexdigest()
+        return hashlib.sha256("\n".join([str(self.model_dir.resolve()), self.precision, *stats]).encode()).hexdigest()
 
     @property
     def dimension(self) -> int:
@@ -96,12 +118,19 @@ class Embedder:
         return self._dimension
 
     def encode_sync(self, texts: list[str]) -> np.ndarray:
-        """L2-normalized float32 embeddings, shape (len(texts), dim). Blocking."""
+        """L2-normalized float32 embeddings, shape (len(texts), dim). Blocking. In bfloat16 the matmuls run under
+        autocast (weights stay float32) and the vectors are normalized again in float32."""
+        import torch
+
         assert self._model is not None, "embedder not loaded"
-        vectors = self._model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        bfloat16 = self.precision == "bfloat16"
+        with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=bfloat16):
+            vectors = self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=False)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if bfloat16:
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
 
     def encode_cached_sync(self, texts: list[str], cache_dir: Path | None) -> np.ndarray:
         """Embeddings of a fixed set of texts (the routing anchors). Blocking; call it from any thread but the
