@@ -65,7 +65,7 @@ async def fetch_gap_items(specs: list[str], gaps_domain: str, domain: str, api_k
         raise ValueError(f"{', '.join(specs)}: no replica found")
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=300)) as http:
-        samples = [await _sample_of(http, url, gaps_domain) for url in urls]
+        samples = await asyncio.gather(*(_sample_of(http, url, gaps_domain) for url in urls))
     merged = merge_samples(samples, gaps_domain, seed)
     return [ScoreItem(id=f"gap-{i}", steps=[{"text": step["text"]}], domain=domain) for i, step in enumerate(merged)]
 

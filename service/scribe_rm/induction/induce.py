@@ -165,12 +165,16 @@ async def induce(engine: Engine, items: list[ScoreItem], options: InduceOptions)
     for cluster, indices in clustering.dropped.items():
         members = [units[u] for i in indices for u in distinct[i].units]
         proposals.append(Proposal(cluster, [u.id for u in members], len(indices), None, "left_out",
-                                  error=f"{len(indices)} distinct texts ({len(members)} steps); a card needs "
-                                        f"{max(options.min_cluster_size, MIN_EXAMPLES)}",
+                                  error=too_few(len(indices), len(members), options),
                                   majority_label=_majority(members)))
     fates = step_fates(units, covered, distinct, clustering, proposals)
     return Induction(domain, units, covered, distinct, features, clustering, proposals, fates, counts,
                      options.merge_threshold)
+
+
+def too_few(distinct: int, steps: int, options: InduceOptions) -> str:
+    """Why a cluster is left out: fewer distinct texts than a card's examples need."""
+    return f"{distinct} distinct texts ({steps} steps); a card needs {max(options.min_cluster_size, MIN_EXAMPLES)}"
 
 
 def centered_distinct(vectors: np.ndarray, distinct: list[DistinctStep], units: list[Unit]) -> np.ndarray:
@@ -211,8 +215,7 @@ def step_fates(units: list[Unit], covered: list[str | None], distinct: list[Dist
             continue
         k = where[u]
         repeats = f" (one of {len(distinct[k].units)} repeats of its text)" if len(distinct[k].units) > 1 else ""
-        cluster = int(clustering.labels[k]) if clustering.labels[k] >= 0 else (
-            int(clustering.assigned[k]) if clustering.assigned is not None else -1)
+        cluster = int((clustering.labels if clustering.assigned is None else clustering.assigned)[k])
         proposal = by_cluster.get(cluster)
         if proposal is None:
             fates.append(StepFate(u, "left_out", f"in no cluster{repeats}"))
@@ -249,10 +252,8 @@ async def _propose(engine: Engine, cluster: int, central: list[Unit], members: l
     nearest = centroids.nearest(centroid)
     base = dict(cluster=cluster, member_ids=member_ids, distinct=len(central), nearest=nearest,
                 majority_label=_majority(members))
-    needed = max(options.min_cluster_size, MIN_EXAMPLES)
-    if len(central) < needed:  # possible only when --min-cluster-size is set below what a card needs
-        return Proposal(action="left_out", error=f"{len(central)} distinct texts ({len(members)} steps); a card "
-                                                 f"needs {needed}", **base)
+    if len(central) < max(options.min_cluster_size, MIN_EXAMPLES):  # only with --min-cluster-size below that
+        return Proposal(action="left_out", error=too_few(len(central), len(members), options), **base)
     if nearest is not None and nearest.similarity >= options.merge_threshold:
         provenance = Provenance(source=options.source, cluster_size=len(members), member_ids=member_ids,
                                 model="(none: anchors only)", created_at=datetime.now(timezone.utc).replace(microsecond=0))

@@ -300,8 +300,7 @@ class Router:
                 continue
             margin = route.margin
             outcome = self.gaps.outcome(route.fallback, margin)
-            label = domain if domain is None or domain in self._known_domains else "other"  # bounded label set
-            metrics.ROUTE_OUTCOMES.labels(label or "none", outcome).inc()
+            metrics.ROUTE_OUTCOMES.labels(self._label(domain) if domain else "none", outcome).inc()
             if outcome != "confident" and (text, domain) not in offered:
                 offered.add((text, domain))
                 ranked = route.alternatives

@@ -169,20 +169,17 @@ class OpenAIJudge:
                 except LookupError as exc:
                     raise JudgeError(str(exc)) from exc
                 self.pool.started(replica, first_attempt=retries == 0)
+                failure = None  # what the replica is blamed for (a busy one is alive)
                 try:
-                    result = await self._post_once(f"{replica.url}{path}", body)
+                    return await self._post_once(f"{replica.url}{path}", body)
                 except RetryableJudgeError as exc:
-                    self.pool.finished(replica, None if exc.kind == "busy" else exc.kind)
+                    failure = None if exc.kind == "busy" else exc.kind
                     failed.add(replica.url)
                     retries += 1
                     if retries > self.config.retries:
                         raise
-                except BaseException:
-                    self.pool.finished(replica)
-                    raise
-                else:
-                    self.pool.finished(replica)
-                    return result
+                finally:
+                    self.pool.finished(replica, failure)
             await asyncio.sleep(random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**retries)))
 
     async def _post_once(self, url: str, body: dict[str, Any]) -> Any:
