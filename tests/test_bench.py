@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import REPO
@@ -107,3 +108,18 @@ def test_induction_bench_recovers_the_planted_skills_and_routes_held_out_phrasin
     assert result["heldout_before"]["fallback_rate"] == 1.0  # the library has no data_analysis card yet
     assert result["heldout_after"]["accuracy"] >= 0.75 and result["heldout_after"]["fallback_rate"] <= 0.1
     assert (tmp_path / "induce" / "report.png").stat().st_size > 0
+
+
+@pytest.mark.model
+def test_static_tokenlearn_bench_writes_a_static_model_nearer_the_transformer(tmp_path):
+    """The road measured and not taken for issue 25: the fitted model loads as a static tier would."""
+    from model2vec import StaticModel
+
+    out = tmp_path / "static"
+    result = run_bench(tmp_path, "static_tokenlearn.py", "--out", str(out), "--sentences", "1500", "--epochs", "3",
+                       "--sources", "sympy")
+    losses = result["held_back_losses"]
+    assert min(losses[1:]) < losses[0], losses  # on sentences it was not fitted on, it now mimics mpnet better
+    vectors = StaticModel.from_pretrained(str(out)).encode(["Factor 84 into primes.", "Call the weather API."])
+    assert vectors.shape == (2, 768)  # the head is folded in: the transformer's dimension, every token moved
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
