@@ -171,8 +171,7 @@ def main() -> None:
     started = time.perf_counter()
     targets = teacher.encode_sync(texts).astype(np.float32)
     teacher_s = time.perf_counter() - started
-    ids = [encoding.ids[:512] or [tokenizer.token_to_id("[UNK]")] for encoding in
-           tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+    ids = [encoding.ids[:512] for encoding in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
     started = time.perf_counter()
     student, losses = fit(vectors, ids, targets, args.epochs)
     fit_s = time.perf_counter() - started
