@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file
+from model2vec import StaticModel
 
 from common import report
 from scribe_rm.pipeline.embedder import make_embedder
@@ -126,8 +126,11 @@ def fit(vectors: np.ndarray, ids: list[list[int]], targets: np.ndarray, epochs: 
         with torch.no_grad():
             return cosine_loss(student, [ids[i] for i in held], goal[held]).item()
 
+    def snapshot() -> dict[str, torch.Tensor]:
+        return {name: tensor.clone() for name, tensor in student.state_dict().items()}
+
     losses, waited = [held_loss()], 0
-    best, best_state = losses[0], {k: v.clone() for k, v in student.state_dict().items()}
+    best, best_state = losses[0], snapshot()
     for _ in range(epochs):
         shuffled = rng.permutation(train)
         for start in range(0, len(shuffled), batch_size):
@@ -137,7 +140,7 @@ def fit(vectors: np.ndarray, ids: list[list[int]], targets: np.ndarray, epochs: 
             optimizer.step()
         losses.append(held_loss())
         if losses[-1] < best - 1e-4:
-            best, best_state, waited = losses[-1], {k: v.clone() for k, v in student.state_dict().items()}, 0
+            best, best_state, waited = losses[-1], snapshot(), 0
         else:
             waited += 1
             if waited >= patience:
@@ -155,13 +158,9 @@ def main() -> None:
                         "docstrings make the corpus")
     parser.add_argument("--json-out")
     args = parser.parse_args()
-    from model2vec import StaticModel
-    from tokenizers import Tokenizer
-
     settings = Settings()
     static_dir = settings.resolved_static_dir()
-    vectors = load_file(static_dir / "model.safetensors")["embeddings"].astype(np.float32)
-    tokenizer = Tokenizer.from_file(str(static_dir / "tokenizer.json"))
+    distilled = StaticModel.from_pretrained(str(static_dir))
     started = time.perf_counter()
     corpus = local_corpus(args.sources)
     texts = corpus[: args.sentences]
@@ -171,13 +170,14 @@ def main() -> None:
     started = time.perf_counter()
     targets = teacher.encode_sync(texts).astype(np.float32)
     teacher_s = time.perf_counter() - started
-    ids = [encoding.ids[:512] for encoding in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+    ids = [row[:512] for row in distilled.tokenize(texts)]  # as the static tier tokenizes at inference
     started = time.perf_counter()
-    student, losses = fit(vectors, ids, targets, args.epochs)
+    student, losses = fit(distilled.embedding.astype(np.float32), ids, targets, args.epochs)
     fit_s = time.perf_counter() - started
     shutil.rmtree(args.out, ignore_errors=True)
-    StaticModel(student.folded(), tokenizer, config={"model_type": "model2vec", "normalize": True}, normalize=True,
-                base_model_name=static_dir.name).save_pretrained(args.out)
+    fitted = StaticModel(student.folded(), distilled.tokenizer, config={"model_type": "model2vec", "normalize": True},
+                         normalize=True, base_model_name=static_dir.name)
+    fitted.save_pretrained(args.out)
     rows = [("corpus sentences found / used", f"{len(corpus)} / {len(texts)}", None),
             ("corpus extraction, s", round(corpus_s, 1), None),
             ("transformer encoding the corpus, s", round(teacher_s, 1), None),
