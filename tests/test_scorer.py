@@ -163,8 +163,8 @@ def agent_item(item_id: str, user_text: str) -> dict:
         {"role": "assistant", "content": "Let me look up your account.",
          "tool_calls": [{"id": "c1", "function": {"name": "get_user_details", "arguments": '{"user_id": "mia_42"}'}}]},
         {"role": "tool", "tool_call_id": "c1", "content": '{"name": "Mia Li", "reservations": ["ABC123"]}'},
-        {"role": "assistant", "content": "I found reservation ABC123. Shall I cancel it? Please answer yes."},
-    ]}
+        {"role": "assistant", "content": "I found reservation ABC123: shall I cancel it (please answer yes)?"},
+    ]}  # one sentence: a turn of several may be scored as two steps (test_turn_split.py)
 
 
 async def test_the_judge_sees_the_called_tools_schema_and_the_policy_after_a_card_prefix_shared_per_card(

@@ -111,10 +111,16 @@ def _call_pieces(message: Dict[str, Any]) -> List[str]:
 
 def step_char_spans(steps: Sequence[Dict[str, Any]], message_spans: Optional[Sequence[Optional[Span]]] = None
                     ) -> List[Optional[Span]]:
-    """The character span of each scored step: its `start`/`end`, or the union of its messages' spans."""
+    """The character span of each scored step: its `start`/`end` in the response, the union of its messages'
+    spans, or for part of one message (a turn scored as two steps) its `start`/`end` within that message."""
     spans: List[Optional[Span]] = []
     for step in steps:
-        if step.get("start") is not None and step.get("end") is not None:
+        has_offsets = step.get("start") is not None and step.get("end") is not None
+        if has_offsets and step.get("message_indices"):
+            index = step["message_indices"][0]
+            located = message_spans[index] if message_spans is not None and index < len(message_spans) else None
+            spans.append((located[0] + int(step["start"]), located[0] + int(step["end"])) if located else None)
+        elif has_offsets:
             spans.append((int(step["start"]), int(step["end"])))
         elif step.get("message_indices") and message_spans is not None:
             located = [message_spans[i] for i in step["message_indices"] if i < len(message_spans)]

@@ -418,7 +418,8 @@ def eval_routing(data: Optional[Path] = typer.Option(None, help="Labelled JSONL:
     console.print(f"n={report.n}  top-1={report.top1:.3f}  top-3={report.top3:.3f}  "
                   f"fallback rate={report.fallback_rate:.3f}  (domain filter: {use_domain})")
     last = "" if report.last_step_top1 is None else f"  last steps of multi-step items: top-1={report.last_step_top1:.3f}"
-    console.print("scopes: " + ", ".join(f"{k}={v}" for k, v in report.scopes.most_common()) + last)
+    split = f"  turns scored as two steps: {report.split_steps}" if report.split_steps else ""
+    console.print("scopes: " + ", ".join(f"{k}={v}" for k, v in report.scopes.most_common()) + last + split)
     if json_out:
         json_out.write_text(json.dumps(report.as_dict(), indent=2))
     if report.top1 < min_top1:

@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     route_static_weight: float = Field(0.5, ge=0)  # weight of the static similarities in the second tier
     # an item without a domain: the share of its steps' votes a scope needs to be chosen (else every card)
     route_scope_min_share: float = Field(0.67, gt=0.5, le=1)
+    # a chat turn of text alone is scored as two steps where its sentences split into two clearly different
+    # subgoals (a result, then a goodbye): each part must lead its runner-up card by this much
+    route_turn_split: bool = True
+    route_turn_split_margin: float = Field(0.015, ge=0)
+    route_turn_split_max_sentences: int = Field(6, ge=2, le=20)
     route_top_k: int = Field(3, ge=1, le=20)
     route_text_chars: int = Field(600, ge=32)  # long steps are cut before embedding
     route_train_steps: int = Field(300, ge=0)  # 0: plain anchor centroids
@@ -218,7 +223,8 @@ class Settings(BaseSettings):
             combined_agent_threshold=self.route_combined_agent_threshold, static_margin=self.route_static_margin,
             static_floor=self.route_static_floor, static_agent_floor=self.route_static_agent_floor,
             static_weight=self.route_static_weight, scope_min_share=self.route_scope_min_share,
-            top_k=self.route_top_k,
+            turn_split=self.route_turn_split, turn_split_margin=self.route_turn_split_margin,
+            turn_split_max_sentences=self.route_turn_split_max_sentences, top_k=self.route_top_k,
             fallback_id=self.fallback_card_id, train_steps=self.route_train_steps,
             lexical_weight=self.route_lexical_weight, text_chars=self.route_text_chars,
             batch_size=self.embed_batch_size, window_ms=self.embed_window_ms, anchor_cache_dir=self.anchor_cache_dir,

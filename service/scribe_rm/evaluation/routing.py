@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..blocks.resources import heldout_set
-from ..pipeline.router import Router, RoutingItem
+from ..library import domain_of_scope
+from ..pipeline.router import RoutedItem, Router, RoutingItem
 from ..pipeline.schemas import ScoreItem, SplitOptions
 from ..pipeline.segment import segment_item
+from ..pipeline.turn_split import TurnSplit, split_turns
 
 DEFAULT_SET = heldout_set("routing_heldout.jsonl")
 AGENT_SET = heldout_set("routing_heldout_agent.jsonl")  # policy-bound dialogue steps
@@ -24,6 +26,10 @@ class LabelledItem:
     texts: list[str]  # each step's routing text
     expected: list[str]  # each step's card
     domain: str | None = None
+    plain_turns: tuple[bool, ...] = ()  # which steps are chat turns of text alone (they may split in two)
+
+    def is_plain(self, j: int) -> bool:
+        return j < len(self.plain_turns) and self.plain_turns[j]
 
 
 @dataclass
@@ -35,11 +41,13 @@ class RoutingReport:
     confusions: Counter = field(default_factory=Counter)  # (expected, got) -> count
     scopes: Counter = field(default_factory=Counter)  # the scope each item was routed in
     last_step_top1: float | None = None  # items of several steps: their last step (a dialogue's sign-off)
+    split_steps: int = 0  # turns scored as two steps (turn_split.py); right when either part has the card
 
     def as_dict(self) -> dict:
         return {"n": self.n, "top1": round(self.top1, 4), "top3": round(self.top3, 4),
                 "fallback_rate": round(self.fallback_rate, 4), "scopes": dict(self.scopes),
                 "last_step_top1": None if self.last_step_top1 is None else round(self.last_step_top1, 4),
+                "split_steps": self.split_steps,
                 "confusions": [{"expected": e, "got": g, "count": c} for (e, g), c in self.confusions.most_common()]}
 
 
@@ -67,7 +75,8 @@ def load_cases(path: Path) -> list[LabelledItem]:
         expected = item.metadata.get("expected")
         if not isinstance(expected, list) or len(expected) != len(segments):
             raise ValueError(f"{path}:{i + 1}: metadata.expected must name the card of each of its {len(segments)} steps")
-        cases.append(LabelledItem([s.subgoal or s.text for s in segments], expected, item.domain))
+        cases.append(LabelledItem([s.subgoal or s.text for s in segments], expected, item.domain,
+                                  tuple(s.plain_turn for s in segments)))
     return cases
 
 
@@ -83,12 +92,16 @@ async def evaluate_routing(router: Router, rows: list[dict] | list[LabelledItem]
                            use_domain: bool = False) -> RoutingReport:
     items = [as_item(row) for row in rows]
     routed = await router.route_items([RoutingItem(item.texts, item.domain if use_domain else None) for item in items])
+    splits = await _split_turns(router, items, routed)
     top1 = top3 = fallbacks = n = 0
     last_steps: list[bool] = []
     confusions: Counter = Counter()
-    for item, result in zip(items, routed):
+    for i, (item, result) in enumerate(zip(items, routed)):
         for j, (expected, route) in enumerate(zip(item.expected, result.routes)):
             n += 1
+            split = splits.get((i, j))
+            if split is not None:  # judged as two steps: the part with the expected card is the one that counts
+                route = split.tail if split.tail.card.id == expected else split.head
             fallbacks += route.fallback
             right = route.card.id == expected
             if len(item.texts) > 1 and j == len(item.texts) - 1:
@@ -102,4 +115,18 @@ async def evaluate_routing(router: Router, rows: list[dict] | list[LabelledItem]
             top3 += any(c.card_id == expected for c in route.alternatives[:3])
     return RoutingReport(n=n, top1=top1 / n, top3=top3 / n, fallback_rate=fallbacks / n, confusions=confusions,
                          scopes=Counter(result.scope for result in routed),
-                         last_step_top1=sum(last_steps) / len(last_steps) if last_steps else None)
+                         last_step_top1=sum(last_steps) / len(last_steps) if last_steps else None,
+                         split_steps=len(splits))
+
+
+async def _split_turns(router: Router, items: list[LabelledItem], routed: list[RoutedItem]
+                       ) -> dict[tuple[int, int], TurnSplit]:
+    """The plain chat turns that /score would split in two, as /score decides it."""
+    config = router.config
+    turns = [(i, j) for i, item in enumerate(items) for j in range(len(item.texts)) if item.is_plain(j)]
+    if not config.turn_split or not turns:
+        return {}
+    splits = await split_turns(router, [items[i].texts[j] for i, j in turns],
+                               [domain_of_scope(routed[i].scope) for i, _ in turns],
+                               config.turn_split_max_sentences, config.turn_split_margin)
+    return {turn: split for turn, split in zip(turns, splits) if split is not None}

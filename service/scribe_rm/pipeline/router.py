@@ -37,7 +37,7 @@ from . import metrics
 from .embedder import Embedder
 from .errors import UnknownCard
 from .gap_sample import GapSample, GapStep
-from .spaces import Space, anchor_texts, fit_card_vectors, fit_index_vectors, joint_vectors
+from .spaces import Lookup, Space, anchor_texts, fit_card_vectors, fit_index_vectors, joint_vectors
 
 __all__ = ["Candidate", "Route", "RoutedItem", "Router", "RouterConfig", "RoutingCounts", "RoutingItem", "Tiers",
            "anchor_texts", "fit_card_vectors", "fit_index_vectors", "joint_vectors"]
@@ -71,6 +71,9 @@ class RouterConfig:
     anchor_cache_dir: Path | None = None
     cache_size: int = 100_000  # texts whose card similarities are kept, per space
     scope_min_share: float = 0.67  # auto scope: the votes a scope needs to be chosen (else every card)
+    turn_split: bool = True  # a chat turn of text alone may be scored as two steps (turn_split.py)
+    turn_split_margin: float = 0.015  # ... where both parts lead their runner-up card by this
+    turn_split_max_sentences: int = 6  # turns of more sentences are not tried (each cut routes two texts)
 
     def threshold_of(self, decider: Decider, default_scope: bool) -> float:
         pairs = {"mpnet": (self.threshold, self.agent_threshold),
@@ -195,10 +198,7 @@ class Router:
         looked up once per space: in the cache, else embedded; `counts` tallies which."""
         cut = [[text[: self.text_chars] for text in item.texts] for item in items]
         flat = [text for texts in cut for text in texts]
-        distinct = list(dict.fromkeys(flat))
-        first = self.spaces["static" if self.config.tiers != "mpnet" else "mpnet"]
-        lookup = await first.rows(distinct, self.library.version)
-        call = RoutingCounts(hits=lookup.hits, misses=lookup.misses, deduplicated=len(flat) - len(distinct))
+        lookup, call = await self._first_rows(flat)
         chosen = [item.domain for item in items]
         auto = [i for i, item in enumerate(items) if item.domain is None]
         if auto:  # every card first; the final routing below reuses the looked-up rows
@@ -221,6 +221,25 @@ class Router:
                                      "given" if item.domain is not None else "auto"))
             start += len(texts)
         return routed
+
+    async def route_in(self, texts: list[str], domains: list[Domain | None], counts: RoutingCounts | None = None
+                       ) -> list[Route | ItemFailed]:
+        """Each text routed in the scope of its domain as given (None: the default scope), with no vote and
+        without offering it to the gap sample: for texts that are parts of a step (turn_split.py)."""
+        cut = [text[: self.text_chars] for text in texts]
+        lookup, call = await self._first_rows(cut)
+        decided = await self._decide_all(cut, list(domains), lookup.rows, call)
+        self._count(call, decided, [], [])
+        if counts is not None:
+            counts.add(call)
+        return decided
+
+    async def _first_rows(self, cut: list[str]) -> tuple[Lookup, RoutingCounts]:
+        """The first tier's row of each distinct text, and how they were found."""
+        distinct = list(dict.fromkeys(cut))
+        first = self.spaces["static" if self.config.tiers != "mpnet" else "mpnet"]
+        lookup = await first.rows(distinct, self.library.version)
+        return lookup, RoutingCounts(hits=lookup.hits, misses=lookup.misses, deduplicated=len(cut) - len(distinct))
 
     async def _decide_all(self, cut: list[str], domains: list[Domain | None],
                           first_rows: dict[str, np.ndarray | ItemFailed], call: RoutingCounts

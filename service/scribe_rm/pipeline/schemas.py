@@ -203,9 +203,11 @@ class ScoreRequest(Strict, CleanInput):
 
 class StepScore(BaseModel):
     index: int
-    start: int | None = Field(description="Character span in the response (None for given steps and messages).")
+    start: int | None = Field(description="Character span in the response; for a chat turn scored as two steps "
+                              "(a result, then a goodbye), in the text of its one message (message_indices); None "
+                              "for given steps and whole messages.")
     end: int | None
-    message_indices: list[int] | None = None
+    message_indices: list[int] | None = Field(None, description="The chat messages this step is made of.")
     subgoal: str | None = Field(None, description="The step's subgoal (given, from subgoal tags, or by split mode llm).")
     prototype_id: str
     prototype_name: str

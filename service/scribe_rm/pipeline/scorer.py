@@ -19,7 +19,7 @@ from typing import Literal
 
 from ..blocks.lru import LRUCache
 from ..blocks.microbatch import ItemFailed
-from ..library import Library
+from ..library import Library, domain_of_scope
 from . import metrics
 from .aggregate import combine, process_reward
 from .errors import InvalidRequest, Overloaded
@@ -31,6 +31,7 @@ from .schemas import (Aggregation, Alternative, CacheStats, ItemResult, ScoreIte
                       StepScore, Weights)
 from .segment import SegmentationError, Trajectory, compile_user_pattern, segment_item
 from .spans import SpanError, llm_segments
+from .turn_split import split_segment, split_turns
 
 DEADLINE_MARGIN_S = 0.05  # time kept back to assemble and send the response
 NO_CARD = "-"  # the card id of a judgement made without a card (the no-rubric baseline)
@@ -232,7 +233,38 @@ class Scorer:
                     prepared[i].invalid = prepared[i].invalid or f"step {j} could not be routed: {route}"
                 else:
                     routes[(i, j)] = route
+        await self._split_turns(prepared, routes, counts)
         return {(i, j): route for (i, j), route in routes.items() if prepared[i].invalid is None}
+
+    async def _split_turns(self, prepared: list[PreparedItem], routes: dict[tuple[int, int], Route],
+                           counts: RoutingCounts | None) -> None:
+        """Score a plain chat turn that holds two subgoals as two steps (turn_split.py): the item's segments
+        and `routes` are replaced in place."""
+        config = self.router.config
+        turns = [(i, j) for (i, j) in routes if prepared[i].invalid is None
+                 and prepared[i].trajectory.segments[j].plain_turn]  # type: ignore[union-attr]
+        if not config.turn_split or not turns:
+            return
+        texts = [prepared[i].trajectory.segments[j].text for i, j in turns]  # type: ignore[union-attr]
+        domains = [domain_of_scope(prepared[i].scope or "default") for i, _ in turns]
+        splits = await split_turns(self.router, texts, domains, config.turn_split_max_sentences,
+                                   config.turn_split_margin, counts)
+        found = {turn: split for turn, split in zip(turns, splits) if split is not None}
+        for i in sorted({i for i, _ in found}):
+            trajectory = prepared[i].trajectory
+            assert trajectory is not None
+            segments: list = []
+            renumbered: dict[tuple[int, int], Route] = {}
+            for j, segment in enumerate(trajectory.segments):
+                split = found.get((i, j))
+                parts = ([(segment, routes.pop((i, j), None))] if split is None
+                         else list(zip(split_segment(segment, split), (split.head, split.tail))))
+                for part, route in parts:
+                    if route is not None:
+                        renumbered[(i, len(segments))] = route
+                    segments.append(part)
+            routes.update(renumbered)
+            prepared[i].trajectory = replace(trajectory, segments=segments)
 
     def _plan(self, prepared: list[PreparedItem], routes: dict[tuple[int, int], Route],
               stats: CacheStats) -> dict[tuple[int, int], StepJob]:

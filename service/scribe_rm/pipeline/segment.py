@@ -31,6 +31,11 @@ class Segment:
     user_turn: str | None = None  # the latest user message before this step, in multi-turn dialogues
     tool_names: tuple[str, ...] = ()  # the tools this step calls (from messages' tool_calls)
 
+    @property
+    def plain_turn(self) -> bool:
+        """One assistant message of text alone (no tool calls): it may hold two subgoals (turn_split.py)."""
+        return self.message_indices is not None and len(self.message_indices) == 1 and not self.tool_names
+
 
 @dataclass(frozen=True)
 class Trajectory:

@@ -1,0 +1,105 @@
+"""A chat turn that does two things is two subgoals: "Your return date is now 16 June and 96.00 was charged.
+Drive safely!" reports a result and then closes the conversation, and each part has its own card.
+
+A plain assistant turn (text only, no tool calls) of a few sentences is cut at each sentence boundary in
+turn; both parts of every cut are routed in the item's scope. The turn is split where the two parts go to
+different cards, neither falls back, and each leads its own runner-up by at least `min_margin`; of several
+such cuts, the one whose weaker part leads by most. Otherwise the turn stays one step. The bound was chosen by
+cross-validation on pairs of the cards' own examples (bench/turn_split_cv.py)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from ..blocks.microbatch import ItemFailed
+from ..library import Domain
+from .router import Route, Router, RoutingCounts
+from .segment import Segment
+
+# a sentence ends at . ! or ? (closing quotes or brackets may follow) before whitespace and a capital or digit
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"'\u201d)\]]*\s+(?=[\"'\u201c(]?[A-Z0-9])")
+MIN_PART_WORDS = 2  # "Dr." or "No." before a break is an abbreviation or a fragment, not a subgoal
+# Turns often open with a few words of courtesy ("I can help with that.", "Sorry about that!") that are no
+# subgoal of their own, yet come close to the closing card; a head shorter than this is never cut off.
+MIN_HEAD_WORDS = 8
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way of cutting a turn: the head is text[:cut] (trimmed), the tail text[cut:]."""
+    cut: int
+    head: Route
+    tail: Route
+
+
+@dataclass(frozen=True)
+class TurnSplit:
+    head_end: int  # the head is text[:head_end]
+    tail_start: int  # the tail is text[tail_start:]
+    head: Route
+    tail: Route
+
+
+def split_segment(segment: Segment, split: TurnSplit) -> tuple[Segment, Segment]:
+    """The two steps of a split turn; `start`/`end` place each in its message's text."""
+    text = segment.text
+    return (replace(segment, text=text[:split.head_end], start=0, end=split.head_end),
+            replace(segment, text=text[split.tail_start:], start=split.tail_start, end=len(text)))
+
+
+def sentence_cuts(text: str, max_sentences: int) -> list[int]:
+    """Where each sentence after the first begins; none for one sentence or more than `max_sentences`."""
+    cuts = [m.end() for m in SENTENCE_BREAK.finditer(text)]
+    if not cuts or len(cuts) + 1 > max_sentences:
+        return []
+    return [cut for cut in cuts
+            if len(text[:cut].split()) >= MIN_HEAD_WORDS and len(text[cut:].split()) >= MIN_PART_WORDS]
+
+
+def choose(text: str, candidates: list[Candidate], min_margin: float) -> TurnSplit | None:
+    """The cut whose parts are clearly different subgoals, the one whose weaker part leads by most."""
+    best, best_lead = None, -1.0
+    for candidate in candidates:
+        head, tail = candidate.head, candidate.tail
+        if head.fallback or tail.fallback or head.card.id == tail.card.id:
+            continue
+        lead = min(_lead(head), _lead(tail))
+        if lead >= min_margin and lead > best_lead:
+            best, best_lead = candidate, lead
+    if best is None:
+        return None
+    return TurnSplit(len(text[:best.cut].rstrip()), best.cut, best.head, best.tail)
+
+
+def _lead(route: Route) -> float:
+    margin = route.margin
+    return float("inf") if margin is None else margin  # a scope of one card: nothing to confuse it with
+
+
+async def candidates_of(router: Router, texts: list[str], domains: list[Domain | None], max_sentences: int,
+                        counts: RoutingCounts | None = None) -> list[list[Candidate]]:
+    """Every cut of every text with both parts routed in the text's scope (domain as given, None: default)."""
+    cuts = [sentence_cuts(text, max_sentences) for text in texts]
+    parts, part_domains = [], []
+    for text, text_cuts, domain in zip(texts, cuts, domains):
+        for cut in text_cuts:
+            parts += [text[:cut].rstrip(), text[cut:]]
+            part_domains += [domain, domain]
+    routes = iter(await router.route_in(parts, part_domains, counts) if parts else [])
+    found = []
+    for text_cuts in cuts:
+        candidates = []
+        for cut in text_cuts:
+            head, tail = next(routes), next(routes)
+            if not isinstance(head, ItemFailed) and not isinstance(tail, ItemFailed):
+                candidates.append(Candidate(cut, head, tail))
+        found.append(candidates)
+    return found
+
+
+async def split_turns(router: Router, texts: list[str], domains: list[Domain | None], max_sentences: int,
+                      min_margin: float, counts: RoutingCounts | None = None) -> list[TurnSplit | None]:
+    """For each turn, where it splits into two subgoals, or None where it stays one step."""
+    found = await candidates_of(router, texts, domains, max_sentences, counts)
+    return [choose(text, candidates, min_margin) for text, candidates in zip(texts, found)]
