@@ -85,8 +85,7 @@ async def run(args: argparse.Namespace) -> dict:
             await asyncio.to_thread(router.build_sync)
             for scope_name, scope in SCOPES.items():
                 turns = fold_turns(library, fold_of, fold, scope, args.pairs, rng)
-                found = await candidates_of(router, [t for t, _, _ in turns], [scope] * len(turns),
-                                            config.turn_split_max_sentences)
+                found = await candidates_of(router, [t for t, _, _ in turns], [scope] * len(turns))
                 for (text, cards, join), candidates in zip(turns, found):
                     kind = "one" if cards is None else "two"
                     for bound in BOUNDS:

@@ -48,7 +48,7 @@ def test_the_cut_whose_weaker_part_leads_most_wins_and_unclear_cuts_keep_the_tur
 
 async def test_a_result_then_a_goodbye_splits_and_one_subgoal_said_twice_does_not(router):
     texts = [REPORT_AND_GOODBYE, *ONE_SUBGOAL]
-    report, *whole = await split_turns(router, texts, ["agent"] * 3, 6, router.config.turn_split_margin)
+    report, *whole = await split_turns(router, texts, ["agent"] * 3)
     assert (report.head.card.id, report.tail.card.id) == ("tool.response_synthesis", "agent.conversation_closing")
     assert REPORT_AND_GOODBYE[report.tail_start:] == "Enjoy your trip, and goodbye!"
     assert whole == [None, None]

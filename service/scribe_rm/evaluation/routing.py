@@ -122,11 +122,7 @@ async def evaluate_routing(router: Router, rows: list[dict] | list[LabelledItem]
 async def _split_turns(router: Router, items: list[LabelledItem], routed: list[RoutedItem]
                        ) -> dict[tuple[int, int], TurnSplit]:
     """The plain chat turns that /score would split in two, as /score decides it."""
-    config = router.config
     turns = [(i, j) for i, item in enumerate(items) for j in range(len(item.texts)) if item.is_plain(j)]
-    if not config.turn_split or not turns:
-        return {}
     splits = await split_turns(router, [items[i].texts[j] for i, j in turns],
-                               [domain_of_scope(routed[i].scope) for i, _ in turns],
-                               config.turn_split_max_sentences, config.turn_split_margin)
+                               [domain_of_scope(routed[i].scope) for i, _ in turns])
     return {turn: split for turn, split in zip(turns, splits) if split is not None}

@@ -29,7 +29,7 @@ from .prompt import PromptBuilder, PromptLimits
 from .router import Route, Router, RoutingCounts, RoutingItem
 from .schemas import (Aggregation, Alternative, CacheStats, ItemResult, ScoreItem, ScoreRequest, ScoreResponse,
                       StepScore, Weights)
-from .segment import SegmentationError, Trajectory, compile_user_pattern, segment_item
+from .segment import Segment, SegmentationError, Trajectory, compile_user_pattern, segment_item
 from .spans import SpanError, llm_segments
 from .turn_split import split_segment, split_turns
 
@@ -240,20 +240,16 @@ class Scorer:
                            counts: RoutingCounts | None) -> None:
         """Score a plain chat turn that holds two subgoals as two steps (turn_split.py): the item's segments
         and `routes` are replaced in place."""
-        config = self.router.config
         turns = [(i, j) for (i, j) in routes if prepared[i].invalid is None
                  and prepared[i].trajectory.segments[j].plain_turn]  # type: ignore[union-attr]
-        if not config.turn_split or not turns:
-            return
         texts = [prepared[i].trajectory.segments[j].text for i, j in turns]  # type: ignore[union-attr]
         domains = [domain_of_scope(prepared[i].scope or "default") for i, _ in turns]
-        splits = await split_turns(self.router, texts, domains, config.turn_split_max_sentences,
-                                   config.turn_split_margin, counts)
+        splits = await split_turns(self.router, texts, domains, counts)
         found = {turn: split for turn, split in zip(turns, splits) if split is not None}
         for i in sorted({i for i, _ in found}):
             trajectory = prepared[i].trajectory
             assert trajectory is not None
-            segments: list = []
+            segments: list[Segment] = []
             renumbered: dict[tuple[int, int], Route] = {}
             for j, segment in enumerate(trajectory.segments):
                 split = found.get((i, j))

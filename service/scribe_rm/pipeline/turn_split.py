@@ -77,10 +77,10 @@ def _lead(route: Route) -> float:
     return float("inf") if margin is None else margin  # a scope of one card: nothing to confuse it with
 
 
-async def candidates_of(router: Router, texts: list[str], domains: list[Domain | None], max_sentences: int,
+async def candidates_of(router: Router, texts: list[str], domains: list[Domain | None],
                         counts: RoutingCounts | None = None) -> list[list[Candidate]]:
     """Every cut of every text with both parts routed in the text's scope (domain as given, None: default)."""
-    cuts = [sentence_cuts(text, max_sentences) for text in texts]
+    cuts = [sentence_cuts(text, router.config.turn_split_max_sentences) for text in texts]
     parts, part_domains = [], []
     for text, text_cuts, domain in zip(texts, cuts, domains):
         for cut in text_cuts:
@@ -98,8 +98,11 @@ async def candidates_of(router: Router, texts: list[str], domains: list[Domain |
     return found
 
 
-async def split_turns(router: Router, texts: list[str], domains: list[Domain | None], max_sentences: int,
-                      min_margin: float, counts: RoutingCounts | None = None) -> list[TurnSplit | None]:
-    """For each turn, where it splits into two subgoals, or None where it stays one step."""
-    found = await candidates_of(router, texts, domains, max_sentences, counts)
-    return [choose(text, candidates, min_margin) for text, candidates in zip(texts, found)]
+async def split_turns(router: Router, texts: list[str], domains: list[Domain | None],
+                      counts: RoutingCounts | None = None) -> list[TurnSplit | None]:
+    """For each plain turn, where it splits into two subgoals under the router's settings, or None where it
+    stays one step (always, when the split is turned off)."""
+    if not router.config.turn_split:
+        return [None] * len(texts)
+    found = await candidates_of(router, texts, domains, counts)
+    return [choose(text, candidates, router.config.turn_split_margin) for text, candidates in zip(texts, found)]
