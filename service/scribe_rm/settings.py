@@ -100,9 +100,9 @@ class Settings(BaseSettings):
     # an item without a domain: the share of its steps' votes a scope needs to be chosen (else every card)
     route_scope_min_share: float = Field(0.67, gt=0.5, le=1)
     # a chat turn of text alone is scored as two steps where its sentences split into two clearly different
-    # subgoals (a result, then a goodbye): each part must lead its runner-up card by this much
+    # subgoals (a result, then a goodbye): each part must lead its runner-up card by this much (first tier)
     route_turn_split: bool = True
-    route_turn_split_margin: float = Field(0.015, ge=0)
+    route_turn_split_margin: float = Field(0.0, ge=0)
     route_turn_split_max_sentences: int = Field(6, ge=2, le=20)
     route_top_k: int = Field(3, ge=1, le=20)
     route_text_chars: int = Field(600, ge=32)  # long steps are cut before embedding

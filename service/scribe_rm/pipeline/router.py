@@ -72,7 +72,7 @@ class RouterConfig:
     cache_size: int = 100_000  # texts whose card similarities are kept, per space
     scope_min_share: float = 0.67  # auto scope: the votes a scope needs to be chosen (else every card)
     turn_split: bool = True  # a chat turn of text alone may be scored as two steps (turn_split.py)
-    turn_split_margin: float = 0.015  # ... where both parts lead their runner-up card by this
+    turn_split_margin: float = 0.0  # ... where both parts lead their runner-up card by this (first tier)
     turn_split_max_sentences: int = 6  # turns of more sentences are not tried (each cut routes two texts)
 
     def threshold_of(self, decider: Decider, default_scope: bool) -> float:
@@ -222,13 +222,15 @@ class Router:
             start += len(texts)
         return routed
 
-    async def route_in(self, texts: list[str], domains: list[Domain | None], counts: RoutingCounts | None = None
-                       ) -> list[Route | ItemFailed]:
+    async def route_in(self, texts: list[str], domains: list[Domain | None], counts: RoutingCounts | None = None,
+                       first_tier_only: bool = False) -> list[Route | ItemFailed]:
         """Each text routed in the scope of its domain as given (None: the default scope), with no vote and
-        without offering it to the gap sample: for texts that are parts of a step (turn_split.py)."""
+        without offering it to the gap sample: for texts that are parts of a step (turn_split.py).
+        `first_tier_only`: decided in the first tier's space alone (static, unless the tiers are mpnet)."""
         cut = [text[: self.text_chars] for text in texts]
         lookup, call = await self._first_rows(cut)
-        decided = await self._decide_all(cut, list(domains), lookup.rows, call)
+        tiers: Tiers = ("mpnet" if self.config.tiers == "mpnet" else "static") if first_tier_only else self.config.tiers
+        decided = await self._decide_all(cut, list(domains), lookup.rows, call, tiers)
         self._count(call, decided, [], [])
         if counts is not None:
             counts.add(call)
@@ -242,11 +244,12 @@ class Router:
         return lookup, RoutingCounts(hits=lookup.hits, misses=lookup.misses, deduplicated=len(cut) - len(distinct))
 
     async def _decide_all(self, cut: list[str], domains: list[Domain | None],
-                          first_rows: dict[str, np.ndarray | ItemFailed], call: RoutingCounts
-                          ) -> list[Route | ItemFailed]:
-        if self.config.tiers == "static+mpnet":
+                          first_rows: dict[str, np.ndarray | ItemFailed], call: RoutingCounts,
+                          tiers: Tiers | None = None) -> list[Route | ItemFailed]:
+        tiers = tiers or self.config.tiers
+        if tiers == "static+mpnet":
             return await self._second_tier(cut, domains, first_rows, call)
-        decider: Decider = "static" if self.config.tiers == "static" else "mpnet"
+        decider: Decider = "static" if tiers == "static" else "mpnet"
         return [row if isinstance(row, ItemFailed) else self._decide(row, domain, decider)
                 for row, domain in zip((first_rows[text] for text in cut), domains)]
 

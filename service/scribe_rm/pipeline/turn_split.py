@@ -2,9 +2,10 @@
 Drive safely!" reports a result and then closes the conversation, and each part has its own card.
 
 A plain assistant turn (text only, no tool calls) of a few sentences is cut at each sentence boundary in
-turn; both parts of every cut are routed in the item's scope. The turn is split where the two parts go to
-different cards, neither falls back, and each leads its own runner-up by at least `min_margin`; of several
-such cuts, the one whose weaker part leads by most. Otherwise the turn stays one step. The bound was chosen by
+turn; both parts of every cut are routed in the item's scope, in the first tier's space. A cut qualifies where
+the two parts go to different cards, neither falls back, and each leads its own runner-up by at least
+`min_margin`; of several, the one whose weaker part leads by most. Its two parts are then routed through every
+tier, and the turn splits if they still reach two cards. Otherwise it stays one step. The bound was chosen by
 cross-validation on pairs of the cards' own examples (bench/turn_split_cv.py)."""
 
 from __future__ import annotations
@@ -77,8 +78,17 @@ def _lead(route: Route) -> float:
     return float("inf") if margin is None else margin  # a scope of one card: nothing to confuse it with
 
 
+def confirmed(split: TurnSplit, head: Route | ItemFailed, tail: Route | ItemFailed) -> TurnSplit | None:
+    """A cut chosen in the first tier, kept if its parts, routed through every tier, still reach two cards."""
+    if isinstance(head, ItemFailed) or isinstance(tail, ItemFailed):
+        return None
+    if head.fallback or tail.fallback or head.card.id == tail.card.id:
+        return None
+    return replace(split, head=head, tail=tail)
+
+
 async def candidates_of(router: Router, texts: list[str], domains: list[Domain | None],
-                        counts: RoutingCounts | None = None) -> list[list[Candidate]]:
+                        counts: RoutingCounts | None = None, first_tier_only: bool = True) -> list[list[Candidate]]:
     """Every cut of every text with both parts routed in the text's scope (domain as given, None: default)."""
     cuts = [sentence_cuts(text, router.config.turn_split_max_sentences) for text in texts]
     parts, part_domains = [], []
@@ -86,7 +96,7 @@ async def candidates_of(router: Router, texts: list[str], domains: list[Domain |
         for cut in text_cuts:
             parts += [text[:cut].rstrip(), text[cut:]]
             part_domains += [domain, domain]
-    routes = iter(await router.route_in(parts, part_domains, counts) if parts else [])
+    routes = iter(await router.route_in(parts, part_domains, counts, first_tier_only) if parts else [])
     found = []
     for text_cuts in cuts:
         candidates = []
@@ -101,8 +111,16 @@ async def candidates_of(router: Router, texts: list[str], domains: list[Domain |
 async def split_turns(router: Router, texts: list[str], domains: list[Domain | None],
                       counts: RoutingCounts | None = None) -> list[TurnSplit | None]:
     """For each plain turn, where it splits into two subgoals under the router's settings, or None where it
-    stays one step (always, when the split is turned off)."""
+    stays one step (always, when the split is turned off). Every cut is tried in the first tier's space (the
+    static model: next to free), and only the chosen cut's two parts go through the second tier."""
     if not router.config.turn_split:
         return [None] * len(texts)
     found = await candidates_of(router, texts, domains, counts)
-    return [choose(text, candidates, router.config.turn_split_margin) for text, candidates in zip(texts, found)]
+    picked = [choose(text, candidates, router.config.turn_split_margin) for text, candidates in zip(texts, found)]
+    chosen = [k for k, split in enumerate(picked) if split is not None]
+    parts = [part for k in chosen for part in (texts[k][:picked[k].head_end], texts[k][picked[k].tail_start:])]
+    routes = await router.route_in(parts, [domains[k] for k in chosen for _ in (0, 1)], counts) if parts else []
+    splits: list[TurnSplit | None] = [None] * len(texts)
+    for n, k in enumerate(chosen):
+        splits[k] = confirmed(picked[k], routes[2 * n], routes[2 * n + 1])
+    return splits
