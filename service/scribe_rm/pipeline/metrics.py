@@ -31,8 +31,9 @@ ROUTE_SIMILARITY = Histogram("scribe_route_similarity", "Routing similarity of t
                              buckets=UNIT_BUCKETS)
 ROUTE_LOOKUPS = Counter("scribe_route_lookups_total", "Routing texts by how they were answered: hit (routing "
                         "cache), miss (embedded), deduplicated (a repeat within one call).", ["result"])
-ROUTE_DECIDED_BY = Counter("scribe_route_decided_total", "Routed steps by the space(s) that decided: static (first "
-                           "tier), static+mpnet (the second tier), or mpnet alone.", ["space"])
+ROUTE_DECIDED_BY = Counter("scribe_route_decided_total", "Routed texts (steps, and parts of chat turns tried as two "
+                           "steps) by the space(s) that decided: static (first tier), static+mpnet (the second "
+                           "tier), or mpnet alone.", ["space"])
 ROUTE_SCOPES = Counter("scribe_route_scopes_total", "Routed items by scope (default, agent, a library domain, all; "
                        "'other': not a library domain) and how it was set: given (the item's domain) or auto.",
                        ["scope", "source"])

@@ -246,8 +246,9 @@ class CacheStats(BaseModel):
     route_hits: int = Field(0, description="Distinct routing texts served from the routing cache.")
     route_misses: int = Field(0, description="Distinct routing texts embedded.")
     route_deduplicated: int = Field(0, description="Routing texts repeating another one of this request.")
-    route_second_tier: int = Field(0, description="Routed steps the second routing tier decided (static+mpnet: "
-                                   "the static tier was unclear); the rest the first tier decided alone.")
+    route_second_tier: int = Field(0, description="Routed texts the second routing tier decided (static+mpnet: "
+                                   "the static tier was unclear): steps, and the parts of a chat turn tried as two "
+                                   "steps; the rest the first tier decided alone.")
 
 
 class ScoreResponse(BaseModel):
