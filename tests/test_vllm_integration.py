@@ -69,10 +69,17 @@ def test_prefix_cache_reuses_the_card(service):
     assert prefix_cache_hits() > before
 
 
+def judge_calls_in_flight(service: str) -> float:
+    metrics = httpx.get(f"{service}/metrics", timeout=10).text
+    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("scribe_judge_inflight "))
+
+
 def test_vllm_stopped_mid_batch_then_recovers(service):
+    # 64 distinct steps, stopped as soon as the first judge calls are out: a fast machine cannot finish them
+    # all first (16 steps and a fixed 3 s wait once did)
     body = {"items": [{"id": f"i{k}", "question": BOUND,
-                       "steps": [{"text": f"Step {j}: c < {44 + k}.{j}5 so c <= {44 + k}."} for j in range(4)]}
-                      for k in range(4)], "deadline_s": 60}
+                       "steps": [{"text": f"Step {j}: c < {44 + k}.{j}5 so c <= {44 + k}."} for j in range(8)]}
+                      for k in range(8)], "deadline_s": 60}
     outcome: dict = {}
 
     def run() -> None:
@@ -83,7 +90,7 @@ def test_vllm_stopped_mid_batch_then_recovers(service):
     worker = threading.Thread(target=run)
     try:
         worker.start()
-        time.sleep(3)
+        wait_for(lambda: judge_calls_in_flight(service) > 0, 60, "the service to send judge calls")
         subprocess.run(["bash", "scripts/vllm_stop.sh"], cwd=REPO, check=True)
         worker.join(120)
         assert not worker.is_alive(), "the request hung after vLLM stopped"
