@@ -31,7 +31,7 @@ from common import report
 from scribe_rm.library import Library, admits, load_library
 from scribe_rm.pipeline.embedder import make_embedder
 from scribe_rm.pipeline.router import Router, RoutingCounts
-from scribe_rm.pipeline.turn_split import candidates_of, choose, confirmed, sentence_cuts
+from scribe_rm.pipeline.turn_split import routed_cuts, choose, confirmed, sentence_cuts
 from scribe_rm.settings import Settings
 
 BOUNDS = tuple(round(b, 3) for b in np.arange(0.0, 0.0801, 0.005))
@@ -99,13 +99,13 @@ async def run(args: argparse.Namespace) -> dict:
                 turns = fold_turns(library, fold_of, fold, scope, args.pairs, rng)
                 texts, domains = [t for t, _, _ in turns], [scope] * len(turns)
                 counts = RoutingCounts()
-                every_tier = await candidates_of(router, texts, domains, counts, first_tier_only=False)
-                first_tier = await candidates_of(router, texts, domains)
+                every_tier = await routed_cuts(router, texts, domains, counts, first_tier_only=False)
+                first_tier = await routed_cuts(router, texts, domains)
                 second_tier["every cut through every tier"] += counts.second_tier
                 second_tier["turns"] += len(turns)
                 for (text, cards, join), full, cheap in zip(turns, every_tier, first_tier):
                     kind = "one" if cards is None else "two"
-                    full_by_cut = {c.cut: c for c in full}
+                    full_by_cut = {c.at: c for c in full}
                     for bound in BOUNDS:
                         right[("every tier", kind, bound)].append(outcome(choose(text, full, bound), cards, join))
                         picked = choose(text, cheap, bound)

@@ -6,11 +6,11 @@ import pytest
 
 from conftest import ScriptedJudge
 from scribe_client.credit import step_char_spans
-from scribe_rm.pipeline.router import Candidate as Ranked
+from scribe_rm.pipeline.router import Candidate
 from scribe_rm.pipeline.router import Route, Router
 from scribe_rm.pipeline.schemas import ScoreRequest
 from scribe_rm.pipeline.scorer import Scorer
-from scribe_rm.pipeline.turn_split import Candidate, choose, sentence_cuts, split_turns
+from scribe_rm.pipeline.turn_split import Cut, choose, confirmed, sentence_cuts, split_turns
 
 REPORT_AND_GOODBYE = ("Your hotel booking for 3 nights in Lisbon is confirmed and the deposit has been refunded. "
                       "Enjoy your trip, and goodbye!")
@@ -30,20 +30,30 @@ def test_a_turn_is_cut_between_sentences_and_never_into_fragments():
 
 def route(library, card_id: str, similarity: float, runner_up: float, fallback: bool = False) -> Route:
     return Route(library.cards[card_id], similarity, fallback,
-                 (Ranked(card_id, similarity), Ranked("general.step_validity", runner_up)))
+                 (Candidate(card_id, similarity), Candidate("general.step_validity", runner_up)))
 
 
 def test_the_cut_whose_weaker_part_leads_most_wins_and_unclear_cuts_keep_the_turn_whole(library):
     text = "First part here. Second part here. Third part here."
     synth, closing = "tool.response_synthesis", "agent.conversation_closing"
-    weak = Candidate(17, route(library, synth, 0.30, 0.29), route(library, closing, 0.40, 0.20))
-    strong = Candidate(35, route(library, synth, 0.30, 0.25), route(library, closing, 0.40, 0.30))
+    weak = Cut(17, route(library, synth, 0.30, 0.29), route(library, closing, 0.40, 0.20))
+    strong = Cut(35, route(library, synth, 0.30, 0.25), route(library, closing, 0.40, 0.30))
     split = choose(text, [weak, strong], 0.015)
     assert (text[:split.head_end], text[split.tail_start:]) == ("First part here. Second part here.", "Third part here.")
     assert choose(text, [weak], 0.015) is None  # its head leads its runner-up by 0.01 only
-    same = Candidate(17, route(library, synth, 0.3, 0.2), route(library, synth, 0.3, 0.2))
-    fell_back = Candidate(17, route(library, synth, 0.3, 0.2), route(library, closing, 0.05, 0.0, fallback=True))
+    same = Cut(17, route(library, synth, 0.3, 0.2), route(library, synth, 0.3, 0.2))
+    fell_back = Cut(17, route(library, synth, 0.3, 0.2), route(library, closing, 0.05, 0.0, fallback=True))
     assert choose(text, [same], 0.0) is None and choose(text, [fell_back], 0.0) is None
+
+
+def test_a_cut_chosen_in_the_static_tier_stands_only_if_every_tier_still_sees_two_cards(library):
+    synth, closing = "tool.response_synthesis", "agent.conversation_closing"
+    picked = choose("First part here. Second part.", [Cut(17, route(library, synth, 0.3, 0.2),
+                                                           route(library, closing, 0.4, 0.2))], 0.0)
+    kept = confirmed(picked, route(library, synth, 0.5, 0.1), route(library, closing, 0.5, 0.1))
+    assert kept is not None and kept.head.similarity == 0.5  # the steps carry the routes of every tier
+    assert confirmed(picked, route(library, synth, 0.5, 0.1), route(library, synth, 0.5, 0.1)) is None
+    assert confirmed(picked, route(library, synth, 0.5, 0.1), route(library, closing, 0.05, 0.0, True)) is None
 
 
 async def test_a_result_then_a_goodbye_splits_and_one_subgoal_said_twice_does_not(router):

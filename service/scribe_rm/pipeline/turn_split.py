@@ -27,9 +27,9 @@ MIN_HEAD_WORDS = 8
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """One way of cutting a turn: the head is text[:cut] (trimmed), the tail text[cut:]."""
-    cut: int
+class Cut:
+    """One way of cutting a turn, its parts routed: the head is text[:at] (trimmed), the tail text[at:]."""
+    at: int
     head: Route
     tail: Route
 
@@ -58,19 +58,18 @@ def sentence_cuts(text: str, max_sentences: int) -> list[int]:
             if len(text[:cut].split()) >= MIN_HEAD_WORDS and len(text[cut:].split()) >= MIN_PART_WORDS]
 
 
-def choose(text: str, candidates: list[Candidate], min_margin: float) -> TurnSplit | None:
+def choose(text: str, cuts: list[Cut], min_margin: float) -> TurnSplit | None:
     """The cut whose parts are clearly different subgoals, the one whose weaker part leads by most."""
     best, best_lead = None, -1.0
-    for candidate in candidates:
-        head, tail = candidate.head, candidate.tail
-        if head.fallback or tail.fallback or head.card.id == tail.card.id:
+    for cut in cuts:
+        if cut.head.fallback or cut.tail.fallback or cut.head.card.id == cut.tail.card.id:
             continue
-        lead = min(_lead(head), _lead(tail))
+        lead = min(_lead(cut.head), _lead(cut.tail))
         if lead >= min_margin and lead > best_lead:
-            best, best_lead = candidate, lead
+            best, best_lead = cut, lead
     if best is None:
         return None
-    return TurnSplit(len(text[:best.cut].rstrip()), best.cut, best.head, best.tail)
+    return TurnSplit(len(text[:best.at].rstrip()), best.at, best.head, best.tail)
 
 
 def _lead(route: Route) -> float:
@@ -87,24 +86,24 @@ def confirmed(split: TurnSplit, head: Route | ItemFailed, tail: Route | ItemFail
     return replace(split, head=head, tail=tail)
 
 
-async def candidates_of(router: Router, texts: list[str], domains: list[Domain | None],
-                        counts: RoutingCounts | None = None, first_tier_only: bool = True) -> list[list[Candidate]]:
+async def routed_cuts(router: Router, texts: list[str], domains: list[Domain | None],
+                      counts: RoutingCounts | None = None, first_tier_only: bool = True) -> list[list[Cut]]:
     """Every cut of every text with both parts routed in the text's scope (domain as given, None: default)."""
-    cuts = [sentence_cuts(text, router.config.turn_split_max_sentences) for text in texts]
+    positions = [sentence_cuts(text, router.config.turn_split_max_sentences) for text in texts]
     parts, part_domains = [], []
-    for text, text_cuts, domain in zip(texts, cuts, domains):
-        for cut in text_cuts:
-            parts += [text[:cut].rstrip(), text[cut:]]
+    for text, ats, domain in zip(texts, positions, domains):
+        for at in ats:
+            parts += [text[:at].rstrip(), text[at:]]
             part_domains += [domain, domain]
     routes = iter(await router.route_in(parts, part_domains, counts, first_tier_only) if parts else [])
     found = []
-    for text_cuts in cuts:
-        candidates = []
-        for cut in text_cuts:
+    for ats in positions:
+        cuts = []
+        for at in ats:
             head, tail = next(routes), next(routes)
             if not isinstance(head, ItemFailed) and not isinstance(tail, ItemFailed):
-                candidates.append(Candidate(cut, head, tail))
-        found.append(candidates)
+                cuts.append(Cut(at, head, tail))
+        found.append(cuts)
     return found
 
 
@@ -115,8 +114,8 @@ async def split_turns(router: Router, texts: list[str], domains: list[Domain | N
     static model: next to free), and only the chosen cut's two parts go through the second tier."""
     if not router.config.turn_split:
         return [None] * len(texts)
-    found = await candidates_of(router, texts, domains, counts)
-    picked = [choose(text, candidates, router.config.turn_split_margin) for text, candidates in zip(texts, found)]
+    found = await routed_cuts(router, texts, domains, counts)
+    picked = [choose(text, cuts, router.config.turn_split_margin) for text, cuts in zip(texts, found)]
     chosen = [k for k, split in enumerate(picked) if split is not None]
     parts = [part for k in chosen for part in (texts[k][:picked[k].head_end], texts[k][picked[k].tail_start:])]
     routes = await router.route_in(parts, [domains[k] for k in chosen for _ in (0, 1)], counts) if parts else []
