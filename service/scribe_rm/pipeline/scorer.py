@@ -252,8 +252,9 @@ class Scorer:
             segments: list[Segment] = []
             renumbered: dict[tuple[int, int], Route] = {}
             for j, segment in enumerate(trajectory.segments):
+                route = routes.pop((i, j), None)
                 split = found.get((i, j))
-                parts = ([(segment, routes.pop((i, j), None))] if split is None
+                parts = ([(segment, route)] if split is None
                          else list(zip(split_segment(segment, split), (split.head, split.tail))))
                 for part, route in parts:
                     if route is not None:
