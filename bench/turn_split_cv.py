@@ -44,7 +44,8 @@ def as_sentence(text: str) -> str:
 
 
 def fold_library(library: Library, fold_of: dict[tuple[str, str], int], fold: int) -> Library:
-    cards = {card_id: card.model_copy(update={"examples": [t for t in card.examples if fold_of.get((card_id, t)) != fold]})
+    cards = {card_id: card.model_copy(update={"examples": [
+                 t for t in card.examples if fold_of.get((card_id, t)) != fold]})
              for card_id, card in library.cards.items()}
     return Library(cards, f"{library.version}-fold{fold}")
 
@@ -86,7 +87,7 @@ async def run(args: argparse.Namespace) -> dict:
     static.load()
     config = settings.router_config()
     right = {(way, kind, bound): [] for way in WAYS for kind in ("two", "one") for bound in BOUNDS}
-    second_tier = {"every cut through every tier": 0, "turns": 0}
+    every_cut_second_tier = n_turns = 0  # texts the second tier took when every cut went through every tier
     for seed in args.seeds:
         rng = np.random.default_rng(seed)
         fold_of = {(card.id, text): int(rng.integers(args.folds)) for card in library.cards.values()
@@ -101,8 +102,8 @@ async def run(args: argparse.Namespace) -> dict:
                 counts = RoutingCounts()
                 every_tier = await routed_cuts(router, texts, domains, counts, first_tier_only=False)
                 first_tier = await routed_cuts(router, texts, domains)
-                second_tier["every cut through every tier"] += counts.second_tier
-                second_tier["turns"] += len(turns)
+                every_cut_second_tier += counts.second_tier
+                n_turns += len(turns)
                 for (text, cards, join), full, cheap in zip(turns, every_tier, first_tier):
                     kind = "one" if cards is None else "two"
                     full_by_cut = {c.at: c for c in full}
@@ -122,7 +123,7 @@ async def run(args: argparse.Namespace) -> dict:
     return {"bounds": {w: {str(b): rates[(w, b)] for b in BOUNDS} for w in WAYS}, "best": best, "mean": mean,
             "chosen": {"way": way, "bound": best[way]},
             "turns": {kind: len(right[(WAYS[0], kind, BOUNDS[0])]) for kind in ("two", "one")},
-            "second_tier_texts_per_turn_every_cut": second_tier["every cut through every tier"] / second_tier["turns"]}
+            "second_tier_texts_per_turn_every_cut": every_cut_second_tier / n_turns}
 
 
 def main() -> None:

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..blocks.resources import heldout_set
-from ..library import domain_of_scope
-from ..pipeline.router import RoutedItem, Router, RoutingItem
+from ..pipeline.router import Router, RoutingItem
 from ..pipeline.schemas import ScoreItem, SplitOptions
 from ..pipeline.segment import segment_item
-from ..pipeline.turn_split import TurnSplit, split_turns
+from ..pipeline.turn_split import split_turns
 
 DEFAULT_SET = heldout_set("routing_heldout.jsonl")
 AGENT_SET = heldout_set("routing_heldout_agent.jsonl")  # policy-bound dialogue steps
@@ -92,7 +91,9 @@ async def evaluate_routing(router: Router, rows: list[dict] | list[LabelledItem]
                            use_domain: bool = False) -> RoutingReport:
     items = [as_item(row) for row in rows]
     routed = await router.route_items([RoutingItem(item.texts, item.domain if use_domain else None) for item in items])
-    splits = await _split_turns(router, items, routed)
+    plain = {(i, j): (text, result.scope) for i, (item, result) in enumerate(zip(items, routed))
+             for j, text in enumerate(item.texts) if item.is_plain(j)}
+    splits = await split_turns(router, plain)  # as /score splits them
     top1 = top3 = fallbacks = n = 0
     last_steps: list[bool] = []
     confusions: Counter = Counter()
@@ -118,11 +119,3 @@ async def evaluate_routing(router: Router, rows: list[dict] | list[LabelledItem]
                          last_step_top1=sum(last_steps) / len(last_steps) if last_steps else None,
                          split_steps=len(splits))
 
-
-async def _split_turns(router: Router, items: list[LabelledItem], routed: list[RoutedItem]
-                       ) -> dict[tuple[int, int], TurnSplit]:
-    """The plain chat turns that /score would split in two, as /score decides it."""
-    turns = [(i, j) for i, item in enumerate(items) for j in range(len(item.texts)) if item.is_plain(j)]
-    splits = await split_turns(router, [items[i].texts[j] for i, j in turns],
-                               [domain_of_scope(routed[i].scope) for i, _ in turns])
-    return {turn: split for turn, split in zip(turns, splits) if split is not None}

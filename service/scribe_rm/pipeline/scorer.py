@@ -19,7 +19,7 @@ from typing import Literal
 
 from ..blocks.lru import LRUCache
 from ..blocks.microbatch import ItemFailed
-from ..library import Library, domain_of_scope
+from ..library import Library
 from . import metrics
 from .aggregate import combine, process_reward
 from .errors import InvalidRequest, Overloaded
@@ -240,12 +240,10 @@ class Scorer:
                            counts: RoutingCounts | None) -> None:
         """Score a plain chat turn that holds two subgoals as two steps (turn_split.py): the item's segments
         and `routes` are replaced in place."""
-        turns = [(i, j) for (i, j) in routes if prepared[i].invalid is None
-                 and prepared[i].trajectory.segments[j].plain_turn]  # type: ignore[union-attr]
-        texts = [prepared[i].trajectory.segments[j].text for i, j in turns]  # type: ignore[union-attr]
-        domains = [domain_of_scope(prepared[i].scope or "default") for i, _ in turns]
-        splits = await split_turns(self.router, texts, domains, counts)
-        found = {turn: split for turn, split in zip(turns, splits) if split is not None}
+        turns = {(i, j): (segment.text, prepared[i].scope or "default") for (i, j) in routes
+                 if prepared[i].trajectory is not None and prepared[i].invalid is None
+                 and (segment := prepared[i].trajectory.segments[j]).plain_turn}
+        found = await split_turns(self.router, turns, counts)
         for i in sorted({i for i, _ in found}):
             trajectory = prepared[i].trajectory
             assert trajectory is not None

@@ -11,10 +11,12 @@ cross-validation on pairs of the cards' own examples (bench/turn_split_cv.py).""
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from ..blocks.microbatch import ItemFailed
-from ..library import Domain
+from ..library import Domain, domain_of_scope
 from .router import Route, Router, RoutingCounts
 from .segment import Segment
 
@@ -24,6 +26,7 @@ MIN_PART_WORDS = 2  # "Dr." or "No." before a break is an abbreviation or a frag
 # Turns often open with a few words of courtesy ("I can help with that.", "Sorry about that!") that are no
 # subgoal of their own, yet come close to the closing card; a head shorter than this is never cut off.
 MIN_HEAD_WORDS = 8
+K = TypeVar("K", bound=Hashable)  # how a caller keys its turns
 
 
 @dataclass(frozen=True)
@@ -107,19 +110,22 @@ async def routed_cuts(router: Router, texts: list[str], domains: list[Domain | N
     return found
 
 
-async def split_turns(router: Router, texts: list[str], domains: list[Domain | None],
-                      counts: RoutingCounts | None = None) -> list[TurnSplit | None]:
-    """For each plain turn, where it splits into two subgoals under the router's settings, or None where it
-    stays one step (always, when the split is turned off). Every cut is tried in the first tier's space (the
-    static model: next to free), and only the chosen cut's two parts go through the second tier."""
-    if not router.config.turn_split:
-        return [None] * len(texts)
+async def split_turns(router: Router, turns: dict[K, tuple[str, str]], counts: RoutingCounts | None = None
+                      ) -> dict[K, TurnSplit]:
+    """Of plain turns keyed by the caller, each given as (text, the scope its item was routed in), the ones that
+    split into two subgoals under the router's settings (none when the split is turned off). Every cut is tried
+    in the first tier's space (the static model: next to free); only the chosen cut's two parts go through the
+    second tier."""
+    if not router.config.turn_split or not turns:
+        return {}
+    keys = list(turns)
+    texts = [turns[key][0] for key in keys]
+    domains = [domain_of_scope(turns[key][1]) for key in keys]
     found = await routed_cuts(router, texts, domains, counts)
-    picked = [choose(text, cuts, router.config.turn_split_margin) for text, cuts in zip(texts, found)]
-    chosen = [k for k, split in enumerate(picked) if split is not None]
-    parts = [part for k in chosen for part in (texts[k][:picked[k].head_end], texts[k][picked[k].tail_start:])]
-    routes = await router.route_in(parts, [domains[k] for k in chosen for _ in (0, 1)], counts) if parts else []
-    splits: list[TurnSplit | None] = [None] * len(texts)
-    for n, k in enumerate(chosen):
-        splits[k] = confirmed(picked[k], routes[2 * n], routes[2 * n + 1])
-    return splits
+    picked = {k: split for k, (text, cuts) in enumerate(zip(texts, found))
+              if (split := choose(text, cuts, router.config.turn_split_margin)) is not None}
+    parts = [part for k, split in picked.items() for part in (texts[k][:split.head_end], texts[k][split.tail_start:])]
+    routes = await router.route_in(parts, [domains[k] for k in picked for _ in (0, 1)], counts) if parts else []
+    confirmed_splits = {keys[k]: confirmed(split, routes[2 * n], routes[2 * n + 1])
+                        for n, (k, split) in enumerate(picked.items())}
+    return {key: split for key, split in confirmed_splits.items() if split is not None}
