@@ -1,7 +1,9 @@
 """The embedder's on-disk cache of anchor embeddings, its error for a directory that holds no model, its
-CPU thread count and its precision."""
+CPU thread count, its precision and the memory it keeps between batches."""
 
 import os
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 
@@ -129,6 +131,50 @@ def test_bfloat16_matmuls_keep_the_float32_embeddings_and_their_own_cache_key(se
     cosines = (vectors["float32"] * vectors["bfloat16"]).sum(1)
     assert cosines.min() >= 0.999, cosines.min()
     assert vectors["float32 fingerprint"] != vectors["bfloat16 fingerprint"]
+
+
+def test_bfloat16_weights_stored_once_give_exactly_what_autocast_gives(settings):
+    """The Linear weights are rounded to bfloat16 at load; autocast over the float32 weights (rounding them on
+    every call) must give bit-identical embeddings."""
+    stored = Embedder(replace(settings.embedder_config(), precision="bfloat16"))
+    stored.load()
+    linears = [m for m in stored._model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    rounded_per_call = Embedder(replace(settings.embedder_config(), precision="float32"))
+    rounded_per_call.load()
+    rounded_per_call.precision = "bfloat16"  # encode under autocast, weights left in float32
+    assert all(m.weight.dtype == torch.float32 for m in rounded_per_call._model.modules()
+               if isinstance(m, torch.nn.Linear))
+    np.testing.assert_array_equal(stored.encode_sync(TEXTS), rounded_per_call.encode_sync(TEXTS))
+    stored.close()
+    rounded_per_call.close()
+
+
+FAULTS_OF_A_REPEATED_BATCH = """
+import resource, sys
+from dataclasses import replace
+from scribe_rm.pipeline.embedder import Embedder
+from scribe_rm.settings import Settings
+embedder = Embedder(replace(Settings().embedder_config(), keep_freed_mb=int(sys.argv[1])))
+embedder.load()
+texts = [f"Step {i}: check that the tool output holds no error field" + " before using it" * (i % 8) for i in range(256)]
+embedder.encode_sync(texts)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+embedder.encode_sync(texts)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_embedder_reuses_freed_memory_instead_of_faulting_it_in_again():
+    """SCRIBE_EMBEDDER_KEEP_FREED_MB: with it (the default) a second pass over the same texts page-faults a small
+    fraction of what it does with the allocator left alone (each process is fresh: mallopt is process-wide)."""
+    faults = {}
+    for keep_mb in (0, 256):
+        run = subprocess.run([sys.executable, "-c", FAULTS_OF_A_REPEATED_BATCH, str(keep_mb)], capture_output=True,
+                             text=True, check=True, timeout=300)
+        faults[keep_mb] = int(run.stdout.split()[-1])
+    assert faults[256] * 5 < faults[0], faults
 
 
 @pytest.mark.parametrize(("device", "native", "expected"), [

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # the transformer's matmuls; auto: bfloat16 where the device computes it natively (CPUs with AVX512-BF16 or
     # AMX, CUDA 8+: x2.1 texts/s on this 2-core box, cosine to float32 >= 0.9999), float32 elsewhere
     embedder_precision: Precision = "auto"
+    # CPU: free memory the process keeps for the embedder's next batch instead of returning it to the OS and
+    # faulting it in again (glibc; ~10% of encode time on 2 cores, blocks/allocator.py); 0: allocator untouched
+    embedder_keep_freed_mb: int = Field(256, ge=0)
     embed_batch_size: int = Field(64, ge=1)
     embed_window_ms: float = Field(5.0, ge=0)  # micro-batch collection window across requests
     # static+mpnet: a static model distilled from the embedder routes every text; the embedder joins where
@@ -208,7 +211,8 @@ class Settings(BaseSettings):
 
     def embedder_config(self) -> EmbedderConfig:
         return EmbedderConfig(self.resolved_embedder_dir(), self.embedder_device, self.embed_batch_size,
-                              self.embedder_threads, precision=self.embedder_precision)
+                              self.embedder_threads, precision=self.embedder_precision,
+                              keep_freed_mb=self.embedder_keep_freed_mb)
 
     def static_embedder_config(self) -> EmbedderConfig | None:
         if self.routing_tiers == "mpnet":

@@ -16,6 +16,8 @@ from typing import Literal
 
 import numpy as np
 
+from ..blocks.allocator import keep_freed_memory
+
 log = logging.getLogger("scribe_rm")
 ANCHOR_CHUNK = 32  # anchors embedded per turn of the embedder thread (~1 s for mpnet on 2 cores)
 Precision = Literal["auto", "float32", "bfloat16"]
@@ -52,6 +54,7 @@ class EmbedderConfig:
     threads: int = 0  # CPU inference threads; 0: the CPUs this process may use
     kind: Literal["transformer", "static"] = "transformer"
     precision: Precision = "auto"  # the transformer's matmuls; auto: bfloat16 where the device computes it natively
+    keep_freed_mb: int = 256  # CPU: freed heap memory the process keeps for the next batch; 0: allocator untouched
 
 
 def native_bfloat16(device: str) -> bool:
@@ -83,6 +86,7 @@ class Embedder:
         self.threads = config.threads or available_cpus()
         transformer = config.kind == "transformer"
         self.precision = resolve_precision(config.precision, config.device) if transformer else "float32"
+        self.keep_freed_mb = config.keep_freed_mb
         self._model = None
         self._dimension = 0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
@@ -99,12 +103,25 @@ class Embedder:
 
         if self.device == "cpu":
             torch.set_num_threads(self.threads)
+            if self.keep_freed_mb:
+                keep_freed_memory(self.keep_freed_mb * 1024 * 1024)
         if not (self.model_dir / "modules.json").is_file():
             # sentence-transformers would read a missing path as a hub id and try to download it
             raise FileNotFoundError(f"{self.model_dir} is not a sentence-transformers model directory "
                                     "(for the default embedder run `scribe-rm models prepare`)")
         self._model = SentenceTransformer(str(self.model_dir), device=self.device)
+        if self.precision == "bfloat16":
+            self._store_linear_weights_in_bfloat16()
         self._dimension = int(self.encode_sync(["warm-up"]).shape[1])  # also warms the model
+
+    def _store_linear_weights_in_bfloat16(self) -> None:
+        """Autocast rounds every Linear's float32 weight and bias to bfloat16 anew on each call; rounded once
+        here, the products are bit-identical and each batch skips copying the weights (~10% of its time)."""
+        import torch
+
+        for module in self._model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.to(torch.bfloat16)
 
     def fingerprint(self) -> str:
         """Changes when the model directory's files or the precision change: keys caches of its embeddings."""
