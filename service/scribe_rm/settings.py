@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     # AMX, CUDA 8+: x2.1 texts/s on this 2-core box, cosine to float32 >= 0.9999), float32 elsewhere
     embedder_precision: Precision = "auto"
     # CPU: free memory the process keeps for the embedder's next batch instead of returning it to the OS and
-    # faulting it in again (glibc; ~10% of encode time on 2 cores, blocks/allocator.py); 0: allocator untouched
+    # faulting it in again (glibc, blocks/allocator.py); 0: allocator untouched
     embedder_keep_freed_mb: int = Field(256, ge=0)
     embed_batch_size: int = Field(64, ge=1)
     embed_window_ms: float = Field(5.0, ge=0)  # micro-batch collection window across requests

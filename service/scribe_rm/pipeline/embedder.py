@@ -116,7 +116,7 @@ class Embedder:
 
     def _store_linear_weights_in_bfloat16(self) -> None:
         """Autocast rounds every Linear's float32 weight and bias to bfloat16 anew on each call; rounded once
-        here, the products are bit-identical and each batch skips copying the weights (~10% of its time)."""
+        here, the products are bit-identical and each batch skips copying the weights."""
         import torch
 
         for module in self._model.modules():
