@@ -5,13 +5,17 @@ to pairs, steps 4-6 are each rollout's own. A second request, the next training 
 group's rollouts and samples the other half anew: the routing cache answers the repeats.
 
 Both requests run against a fresh service per routing tier setting (the default, static+mpnet, and mpnet
-alone), in the same run. Prints each one's seconds, the share of steps the second tier decided, and the
-floor: the torch embedder encoding only the distinct texts in this process (ratio floor / mpnet service).
+alone), in the same run, sent in each of two ways: `request`, the batch in one POST /score; `client`, the batch
+as the TRL adapter sends it (AsyncScribeClient.score_batch: chunks of 64 items in flight together, so the
+service judges one chunk while it routes the next), each way on a fresh service. Prints each one's seconds,
+the share of steps the second tier decided (one request), and the floor: the torch embedder encoding only the
+distinct texts in this process (ratio floor / mpnet service).
     python bench/grpo_batch.py --prompts 64 --json-out bench/results/grpo_batch.json"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import random
 import time
 
@@ -58,6 +62,24 @@ def score(url: str, items: list[dict], timeout_s: float) -> tuple[float, dict]:
     return seconds, reply["cache"]
 
 
+def score_as_trl_does(url: str, items: list[dict], timeout_s: float) -> float:
+    """Seconds for the batch sent as the TRL adapter sends it (clients/scribe_client/trl.py): a step's pin, then
+    AsyncScribeClient.score_batch."""
+    from scribe_client import AsyncScribeClient
+
+    async def run() -> float:
+        async with AsyncScribeClient(url, timeout_s=timeout_s + 30) as client:
+            started = time.perf_counter()
+            await client.begin_step()
+            results = await client.score_batch(items)
+            seconds = time.perf_counter() - started
+        statuses = [r["status"] for r in results]
+        assert statuses.count("ok") == len(items), {s: statuses.count(s) for s in set(statuses)}
+        return seconds
+
+    return asyncio.run(run())
+
+
 def floor_seconds(texts: list[str], text_chars: int) -> float:
     """The torch embedder (the service's default model) encoding `texts` as the router cuts them."""
     from scribe_rm.pipeline.embedder import Embedder
@@ -80,6 +102,8 @@ def main() -> None:
     parser.add_argument("--timeout-s", type=float, default=900)
     parser.add_argument("--tiers", nargs="+", default=["static+mpnet", "mpnet"],
                         help="SCRIBE_ROUTING_TIERS settings to run, each on a fresh service (first: the target)")
+    parser.add_argument("--transports", nargs="+", choices=["request", "client"], default=["request", "client"],
+                        help="request: the batch in one POST /score; client: as the TRL adapter sends it")
     parser.add_argument("--json-out")
     args = parser.parse_args()
     from scribe_rm.settings import Settings
@@ -92,15 +116,21 @@ def main() -> None:
     new_in_second = {s["text"] for item in second for s in item["steps"]} - set(distinct)
 
     floor = floor_seconds(distinct, Settings().route_text_chars)
-    runs = {}
+    runs, client_runs = {}, {}
     with fake_judge() as judge_url:
+        settings = {"SCRIBE_JUDGE_BACKEND": "openai", "SCRIBE_JUDGE_BASE_URLS": judge_url,
+                    "SCRIBE_JUDGE_MAX_CONCURRENCY": "64"}
         for tiers in args.tiers:
-            with service(SCRIBE_JUDGE_BACKEND="openai", SCRIBE_JUDGE_BASE_URLS=judge_url,
-                         SCRIBE_JUDGE_MAX_CONCURRENCY="64", SCRIBE_ROUTING_TIERS=tiers) as (url, _):
-                cold_s, cold_cache = score(url, first, args.timeout_s)
-                repeat_s, repeat_cache = score(url, second, args.timeout_s)
-            runs[tiers] = {"cold_seconds": cold_s, "cold_cache": cold_cache, "repeat_seconds": repeat_s,
-                           "repeat_cache": repeat_cache}
+            if "request" in args.transports:
+                with service(**settings, SCRIBE_ROUTING_TIERS=tiers) as (url, _):
+                    cold_s, cold_cache = score(url, first, args.timeout_s)
+                    repeat_s, repeat_cache = score(url, second, args.timeout_s)
+                runs[tiers] = {"cold_seconds": cold_s, "cold_cache": cold_cache, "repeat_seconds": repeat_s,
+                               "repeat_cache": repeat_cache}
+            if "client" in args.transports:
+                with service(**settings, SCRIBE_ROUTING_TIERS=tiers) as (url, _):
+                    client_runs[tiers] = {"cold_seconds": score_as_trl_does(url, first, args.timeout_s),
+                                          "repeat_seconds": score_as_trl_does(url, second, args.timeout_s)}
     table = [("items x steps per request", f"{len(first)} x {STEPS}", None), ("steps in the request", steps, None),
              ("distinct routing texts", len(distinct), None),
              ("floor: torch embedder on the distinct texts, s", round(floor, 2), None)]
@@ -116,12 +146,17 @@ def main() -> None:
              "<= 2" if tiers == args.tiers[0] else None),
             (f"[{tiers}] routing: embedded / deduplicated / cache hits, repeat",
              f"{repeat['route_misses']} / {repeat['route_deduplicated']} / {repeat['route_hits']}", None)]
+    for tiers, run in client_runs.items():
+        table += [(f"[{tiers}] as the TRL adapter sends it (chunks of 64 items), cold, s", round(run["cold_seconds"], 2),
+                   "<= 8" if tiers == args.tiers[0] else None),
+                  (f"[{tiers}] as the TRL adapter sends it, next step, s", round(run["repeat_seconds"], 2),
+                   "<= 2" if tiers == args.tiers[0] else None)]
     if "mpnet" in runs:
         table.append(("floor / service (mpnet)", round(floor / runs["mpnet"]["cold_seconds"], 3), None))
     report(f"GRPO batch: {args.prompts} prompts x {ROLLOUTS} rollouts x {STEPS} steps in one request, "
            "instantaneous judge", table,
            {"args": vars(args), "steps": steps, "distinct_texts": len(distinct), "floor_seconds": floor,
-            "repeat_new_texts": len(new_in_second), "runs": runs}, args.json_out)
+            "repeat_new_texts": len(new_in_second), "runs": runs, "client_runs": client_runs}, args.json_out)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ def test_grpo_batch_bench_embeds_each_distinct_text_once_and_the_repeat_hits_the
         assert repeat["route_misses"] == result["repeat_new_texts"] and repeat["route_hits"] > 0
         assert (cold["route_second_tier"] == 0) == (tiers == "mpnet")  # mpnet alone has no second tier
     assert 0 < result["runs"]["static+mpnet"]["cold_cache"]["route_second_tier"] < result["steps"]
+    # the batch also went as the TRL adapter sends it (concurrent chunks), every item back ok, for each setting
+    assert set(result["client_runs"]) == set(result["runs"])
 
 
 @pytest.mark.model
