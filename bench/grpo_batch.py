@@ -153,7 +153,7 @@ def main() -> None:
                    "<= 2" if tiers == args.tiers[0] else None)]
     if "mpnet" in runs:
         table.append(("floor / service (mpnet)", round(floor / runs["mpnet"]["cold_seconds"], 3), None))
-    report(f"GRPO batch: {args.prompts} prompts x {ROLLOUTS} rollouts x {STEPS} steps in one request, "
+    report(f"GRPO batch: {args.prompts} prompts x {ROLLOUTS} rollouts x {STEPS} steps ({' and '.join(args.transports)}), "
            "instantaneous judge", table,
            {"args": vars(args), "steps": steps, "distinct_texts": len(distinct), "floor_seconds": floor,
             "repeat_new_texts": len(new_in_second), "runs": runs, "client_runs": client_runs}, args.json_out)
