@@ -118,4 +118,3 @@ async def evaluate_routing(router: Router, rows: list[dict] | list[LabelledItem]
                          scopes=Counter(result.scope for result in routed),
                          last_step_top1=sum(last_steps) / len(last_steps) if last_steps else None,
                          split_steps=len(splits))
-

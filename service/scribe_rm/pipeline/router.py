@@ -229,18 +229,22 @@ class Router:
         `first_tier_only`: decided in the first tier's space alone (static, unless the tiers are mpnet)."""
         cut = [text[: self.text_chars] for text in texts]
         lookup, call = await self._first_rows(cut)
-        tiers: Tiers = ("mpnet" if self.config.tiers == "mpnet" else "static") if first_tier_only else self.config.tiers
+        tiers: Tiers = self._first_tier if first_tier_only else self.config.tiers
         decided = await self._decide_all(cut, list(domains), lookup.rows, call, tiers)
         self._count(call, decided, [], [])
         if counts is not None:
             counts.add(call)
         return decided
 
+    @property
+    def _first_tier(self) -> Tiers:
+        """The space every text is routed in first: the static one, unless the tiers are mpnet alone."""
+        return "mpnet" if self.config.tiers == "mpnet" else "static"
+
     async def _first_rows(self, cut: list[str]) -> tuple[Lookup, RoutingCounts]:
         """The first tier's row of each distinct text, and how they were found."""
         distinct = list(dict.fromkeys(cut))
-        first = self.spaces["static" if self.config.tiers != "mpnet" else "mpnet"]
-        lookup = await first.rows(distinct, self.library.version)
+        lookup = await self.spaces[self._first_tier].rows(distinct, self.library.version)
         return lookup, RoutingCounts(hits=lookup.hits, misses=lookup.misses, deduplicated=len(cut) - len(distinct))
 
     async def _decide_all(self, cut: list[str], domains: list[Domain | None],

@@ -65,7 +65,7 @@ def choose(text: str, cuts: list[Cut], min_margin: float) -> TurnSplit | None:
     """The cut whose parts are clearly different subgoals, the one whose weaker part leads by most."""
     best, best_lead = None, -1.0
     for cut in cuts:
-        if cut.head.fallback or cut.tail.fallback or cut.head.card.id == cut.tail.card.id:
+        if not _two_cards(cut.head, cut.tail):
             continue
         lead = min(_lead(cut.head), _lead(cut.tail))
         if lead >= min_margin and lead > best_lead:
@@ -75,6 +75,11 @@ def choose(text: str, cuts: list[Cut], min_margin: float) -> TurnSplit | None:
     return TurnSplit(len(text[:best.at].rstrip()), best.at, best.head, best.tail)
 
 
+def _two_cards(head: Route, tail: Route) -> bool:
+    """Whether the parts reach two different cards, neither by falling back."""
+    return not head.fallback and not tail.fallback and head.card.id != tail.card.id
+
+
 def _lead(route: Route) -> float:
     margin = route.margin
     return float("inf") if margin is None else margin  # a scope of one card: nothing to confuse it with
@@ -82,9 +87,7 @@ def _lead(route: Route) -> float:
 
 def confirmed(split: TurnSplit, head: Route | ItemFailed, tail: Route | ItemFailed) -> TurnSplit | None:
     """A cut chosen in the first tier, kept if its parts, routed through every tier, still reach two cards."""
-    if isinstance(head, ItemFailed) or isinstance(tail, ItemFailed):
-        return None
-    if head.fallback or tail.fallback or head.card.id == tail.card.id:
+    if isinstance(head, ItemFailed) or isinstance(tail, ItemFailed) or not _two_cards(head, tail):
         return None
     return replace(split, head=head, tail=tail)
 
