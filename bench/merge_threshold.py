@@ -33,7 +33,7 @@ def unit(v: np.ndarray) -> np.ndarray:
 def main() -> None:
     settings = Settings()
     library = load_library(settings.library_dir, settings.fallback_card_id)
-    embedder = Embedder(settings.embedder_config())
+    embedder = Embedder(settings.clustering_embedder_config())  # the space induction clusters and merges in
     embedder.load()
     centroids = CardCentroids(library, embedder, settings.anchor_cache_dir, settings.fallback_card_id)
     same, other = [], []

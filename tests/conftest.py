@@ -95,6 +95,14 @@ def embedder(settings):
 
 
 @pytest.fixture(scope="session")
+def cluster_embedder(settings):
+    """The whole model, which induction clusters with (the router's embedder runs its first layers only)."""
+    e = Embedder(settings.clustering_embedder_config())
+    e.load()
+    return e
+
+
+@pytest.fixture(scope="session")
 def static_embedder(settings):
     e = make_embedder(settings.static_embedder_config())
     e.load()

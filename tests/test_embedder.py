@@ -166,3 +166,34 @@ def test_auto_precision_is_bfloat16_only_where_the_hardware_computes_it(monkeypa
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     assert resolve_precision("auto", device) == expected
     assert resolve_precision("float32", device) == "float32"
+
+
+def test_first_layers_pool_what_the_whole_model_computes_at_that_depth(settings):
+    """SCRIBE_EMBEDDER_LAYERS=k: the vectors are the model's own hidden states after layer k, mean-pooled and
+    normalized (as the whole model pools its last layer), and caches of them get their own key."""
+    from transformers import AutoModel, AutoTokenizer
+
+    config = replace(settings.embedder_config(), precision="float32")
+    truncated = Embedder(replace(config, layers=4))
+    truncated.load()
+    assert len(truncated._model[0].auto_model.encoder.layer) == 4
+    tokenizer = AutoTokenizer.from_pretrained(config.model_dir)
+    model = AutoModel.from_pretrained(config.model_dir).eval()
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model(**batch, output_hidden_states=True).hidden_states[4]
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    expected = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1).numpy()
+    np.testing.assert_allclose(truncated.encode_sync(TEXTS), expected, atol=1e-5)
+    whole = Embedder(replace(config, layers=0))
+    assert truncated.fingerprint() != whole.fingerprint()
+    truncated.close()
+    whole.close()
+
+
+@pytest.mark.parametrize("layers", [13, 99])
+def test_more_layers_than_the_model_has_is_a_clear_error(settings, layers):
+    embedder = Embedder(replace(settings.embedder_config(), layers=layers))
+    with pytest.raises(ValueError, match=f"has 12 layers; cannot run its first {layers}"):
+        embedder.load()
+    embedder.close()

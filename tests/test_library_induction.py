@@ -254,7 +254,8 @@ async def test_own_domain_cards_route_only_for_their_domain(tmp_path, settings, 
 
 
 @pytest.mark.model
-async def test_induce_end_to_end_with_a_scripted_drafter(tmp_path, settings, embedder, static_embedder, library):
+async def test_induce_end_to_end_with_a_scripted_drafter(tmp_path, settings, embedder, static_embedder, library,
+                                                        cluster_embedder):
     """Steps that route to existing cards are left out; the rest cluster by what they do; one cluster close
     to an existing card becomes a patch; a drafter failure is a refused proposal, not a crash."""
     from scribe_rm.pipeline.engine import Engine, Pipeline
@@ -268,7 +269,7 @@ async def test_induce_end_to_end_with_a_scripted_drafter(tmp_path, settings, emb
     router.build_sync()
     engine = Engine(settings.pipeline_config(), embedder, judge,
                     Pipeline(library, router, Scorer(settings.scorer_config(), library, router, judge)), GapSample(0, 0.02),
-                    static_embedder)
+                    static_embedder, cluster_embedder)
     induction = await induce(engine, items, InduceOptions(source="test", clusters=6, min_cluster_size=3))
     assert len(induction.units) == 36 and not any(induction.covered)  # no data_analysis cards yet
     actions = [p.action for p in induction.proposals]
@@ -319,7 +320,8 @@ def test_library_diff_shows_cards_and_routing_moves(tmp_path, settings):
     moved = re.search(r"members: (\d+) of 84 steps route to another card; fallback 84 -> (\d+)", result.output)
     assert moved and int(moved.group(1)) == 84 - int(moved.group(2)) > 0  # every non-fallback step moved to the draft
     assert f"general.step_validity -> {card.id}" in result.output
-    assert re.search(r"held-out routing_heldout.jsonl: top-1 0\.8\d\d -> 0\.8\d\d", result.output)
+    heldout = re.search(r"held-out routing_heldout.jsonl: top-1 (0\.\d+) -> (0\.\d+)", result.output)
+    assert heldout and min(float(heldout.group(1)), float(heldout.group(2))) >= 0.8, result.output
 
 
 # ---------- issue 24: distinct texts, grounded drafts, every step's fate ----------
@@ -352,7 +354,7 @@ def planted_dialogues() -> list[ScoreItem]:
 
 @pytest.mark.model
 async def test_induction_counts_distinct_texts_and_explains_every_step(tmp_path, settings, embedder, static_embedder,
-                                                                       library):
+                                                                       library, cluster_embedder):
     from scribe_rm.pipeline.engine import Engine, Pipeline
     from scribe_rm.pipeline.gap_sample import GapSample
 
@@ -363,7 +365,7 @@ async def test_induction_counts_distinct_texts_and_explains_every_step(tmp_path,
     router.build_sync()
     engine = Engine(settings.pipeline_config(), embedder, judge,
                     Pipeline(library, router, Scorer(settings.scorer_config(), library, router, judge)), GapSample(0, 0.02),
-                    static_embedder)
+                    static_embedder, cluster_embedder)
     induction = await induce(engine, items, InduceOptions(source="planted", domain="support", include_covered=True,
                                                           min_cluster_size=2))
     assert len(induction.units) == 45 and len(induction.distinct) == 3 + 15 + 1  # 3 calls, 15 own steps, 1 sign-off

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from scribe_rm.blocks.resources import shipped_cards_dir
 from scribe_rm.pipeline.judges import LocalJudgeConfig, OpenAIJudgeConfig
 from scribe_rm.settings import Settings
@@ -22,6 +24,21 @@ def test_the_default_library_is_the_shipped_one(monkeypatch):
     for name in ("SCRIBE_PROTOTYPES_DIR", "SCRIBE_LIBRARY_DIR"):
         monkeypatch.delenv(name, raising=False)
     assert Settings().library_dir == shipped_cards_dir() and (shipped_cards_dir() / "general").is_dir()
+
+
+@pytest.mark.parametrize(("overrides", "routing_layers", "clusters_apart"), [
+    ({}, 6, True),  # the bundled mpnet: routing runs its first 6 layers, induction clusters with all of them
+    ({"embedder_layers": 0}, 0, False),  # one model serves both
+    ({"embedder_layers": 9}, 9, True),
+    ({"embedder_model_dir": Path("/models/mine")}, 0, False),  # a model of your own runs whole unless told
+])
+def test_the_router_runs_its_layers_and_clustering_the_whole_model(overrides, routing_layers, clusters_apart):
+    config = Settings(**overrides).pipeline_config()
+    assert config.embedder.layers == routing_layers
+    if clusters_apart:
+        assert config.cluster_embedder.layers == 0 and config.cluster_embedder.model_dir == config.embedder.model_dir
+    else:
+        assert config.cluster_embedder is None
 
 
 def test_component_configs_carry_their_settings():

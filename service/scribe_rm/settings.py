@@ -8,6 +8,7 @@ from PyPI packages); a production deployment points the same fields at a vLLM se
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -32,6 +33,8 @@ from .pipeline.scorer import ScorerConfig
 # Bundled embedders. mpnet routes better (issue 2: top-1 0.868 against 0.826 on the held-out set, and
 # 0.795 against 0.761 in cross-validation on the cards' examples); MiniLM embeds ~6x faster on a CPU.
 EmbedderName = Literal["all-mpnet-base-v2", "all-MiniLM-L6-v2"]
+# the transformer layers a bundled embedder runs (its first ones; 0: all), chosen by bench/routing_cv.py
+BUNDLED_EMBEDDER_LAYERS: dict[str, int] = {"all-mpnet-base-v2": 6, "all-MiniLM-L6-v2": 0}
 
 
 def _split_csv(value: object) -> object:
@@ -81,25 +84,28 @@ class Settings(BaseSettings):
     # CPU: free memory the process keeps for the embedder's next batch instead of returning it to the OS and
     # faulting it in again (glibc, blocks/allocator.py); 0: allocator untouched
     embedder_keep_freed_mb: int = Field(256, ge=0)
+    # run only the embedder's first N transformer layers and pool their output (0: all of them); unset: the
+    # bundled embedder's cross-validated choice, all layers for a model directory of your own
+    embedder_layers: int | None = Field(None, ge=0)
     embed_batch_size: int = Field(64, ge=1)
     embed_window_ms: float = Field(5.0, ge=0)  # micro-batch collection window across requests
     # static+mpnet: a static model distilled from the embedder routes every text; the embedder joins where
     # that is unclear. mpnet: the embedder alone. static: the static model alone (fastest, routes worse).
     routing_tiers: Tiers = "static+mpnet"
     static_model_dir: Path | None = None  # default: distilled from the embedder by `scribe-rm models prepare`
-    route_threshold: float = Field(0.09, ge=-1, le=1)  # joint similarity to the card vector (see router.py)
+    route_threshold: float = Field(0.107, ge=-1, le=1)  # joint similarity to the card vector (see router.py)
     # for texts of domain "agent" and of a library's own domains (induced cards); it leaves the same share
     # (1.4%) of the agent cards' examples below it in CV as route_threshold does in the default scope
     # (bench/routing_cv.py prints both, and calibrates the static and combined spaces' thresholds alike)
-    route_agent_threshold: float = Field(0.073, ge=-1, le=1)
+    route_agent_threshold: float = Field(0.088, ge=-1, le=1)
     route_static_threshold: float = Field(0.094, ge=-1, le=1)
     route_static_agent_threshold: float = Field(0.078, ge=-1, le=1)
-    route_combined_threshold: float = Field(0.093, ge=-1, le=1)
-    route_combined_agent_threshold: float = Field(0.076, ge=-1, le=1)
-    route_static_margin: float = Field(0.03, ge=0)  # below this lead of the best card, the second tier decides
+    route_combined_threshold: float = Field(0.107, ge=-1, le=1)
+    route_combined_agent_threshold: float = Field(0.088, ge=-1, le=1)
+    route_static_margin: float = Field(0.07, ge=0)  # below this lead of the best card, the second tier decides
     route_static_floor: float = Field(0.113, ge=-1, le=1)  # ... and below this static similarity (default scope)
     route_static_agent_floor: float = Field(0.092, ge=-1, le=1)  # ... (agent and own-domain scopes)
-    route_static_weight: float = Field(0.5, ge=0)  # weight of the static similarities in the second tier
+    route_static_weight: float = Field(0.0, ge=0)  # weight of the static similarities in the second tier
     # an item without a domain: the share of its steps' votes a scope needs to be chosen (else every card)
     route_scope_min_share: float = Field(0.67, gt=0.5, le=1)
     # a chat turn of text alone is scored as two steps where its sentences split into two clearly different
@@ -212,7 +218,17 @@ class Settings(BaseSettings):
     def embedder_config(self) -> EmbedderConfig:
         return EmbedderConfig(self.resolved_embedder_dir(), self.embedder_device, self.embed_batch_size,
                               self.embedder_threads, precision=self.embedder_precision,
-                              keep_freed_mb=self.embedder_keep_freed_mb)
+                              keep_freed_mb=self.embedder_keep_freed_mb, layers=self.resolved_embedder_layers())
+
+    def clustering_embedder_config(self) -> EmbedderConfig:
+        """Induction and the coverage gaps cluster in the whole model's space (the router may run fewer layers:
+        theirs route better, but the whole model's cosines separate skills better unsupervised)."""
+        return replace(self.embedder_config(), layers=0)
+
+    def resolved_embedder_layers(self) -> int:
+        if self.embedder_layers is not None:
+            return self.embedder_layers
+        return 0 if self.embedder_model_dir is not None else BUNDLED_EMBEDDER_LAYERS[self.embedder_model]
 
     def static_embedder_config(self) -> EmbedderConfig | None:
         if self.routing_tiers == "mpnet":
@@ -261,7 +277,9 @@ class Settings(BaseSettings):
             split_llm_max_tokens=self.split_llm_max_tokens)
 
     def pipeline_config(self) -> PipelineConfig:
-        return PipelineConfig(library=self.library_source(), embedder=self.embedder_config(),
+        routing, clustering = self.embedder_config(), self.clustering_embedder_config()
+        return PipelineConfig(library=self.library_source(), embedder=routing,
+                              cluster_embedder=None if clustering == routing else clustering,
                               static_embedder=self.static_embedder_config(), router=self.router_config(),
                               keep_versions=self.library_keep_versions, keep_grace_s=self.library_keep_grace_s, judge=self.judge_config(), scorer=self.scorer_config(),
                               gaps=GapConfig(self.gap_sample_size, self.gap_margin, self.gap_seed))

@@ -55,6 +55,7 @@ class EmbedderConfig:
     kind: Literal["transformer", "static"] = "transformer"
     precision: Precision = "auto"  # the transformer's matmuls; auto: bfloat16 where the device computes it natively
     keep_freed_mb: int = 256  # CPU: freed heap memory the process keeps for the next batch; 0: allocator untouched
+    layers: int = 0  # transformer layers run (the first ones; their output is pooled); 0: all of them
 
 
 def native_bfloat16(device: str) -> bool:
@@ -87,6 +88,7 @@ class Embedder:
         transformer = config.kind == "transformer"
         self.precision = resolve_precision(config.precision, config.device) if transformer else "float32"
         self.keep_freed_mb = config.keep_freed_mb
+        self.layers = config.layers if transformer else 0
         self._model = None
         self._dimension = 0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
@@ -110,9 +112,23 @@ class Embedder:
             raise FileNotFoundError(f"{self.model_dir} is not a sentence-transformers model directory "
                                     "(for the default embedder run `scribe-rm models prepare`)")
         self._model = SentenceTransformer(str(self.model_dir), device=self.device)
+        if self.layers:
+            self._keep_first_layers(self.layers)
         if self.precision == "bfloat16":
             self._store_linear_weights_in_bfloat16()
         self._dimension = int(self.encode_sync(["warm-up"]).shape[1])  # also warms the model
+
+    def _keep_first_layers(self, layers: int) -> None:
+        """Drop the encoder's layers after the first `layers`: the model then pools their output. Routing
+        chose this by cross-validation (bench/routing_cv.py): the middle layers route the cards' examples
+        better than the last one, at a fraction of the cost."""
+        encoder = getattr(self._model[0].auto_model, "encoder", None)
+        stack = getattr(encoder, "layer", None)
+        if stack is None:
+            raise ValueError(f"{self.model_dir}: cannot run only some layers of this model (no encoder.layer)")
+        if not 0 < layers <= len(stack):
+            raise ValueError(f"{self.model_dir} has {len(stack)} layers; cannot run its first {layers}")
+        encoder.layer = stack[:layers]
 
     def _store_linear_weights_in_bfloat16(self) -> None:
         """Autocast rounds every Linear's float32 weight and bias to bfloat16 anew on each call; rounded once
@@ -124,10 +140,12 @@ class Embedder:
                 module.to(torch.bfloat16)
 
     def fingerprint(self) -> str:
-        """Changes when the model directory's files or the precision change: keys caches of its embeddings."""
+        """Changes when the model directory's files, the precision or the layers run change: keys caches of its
+        embeddings."""
         files = sorted(p for p in self.model_dir.rglob("*") if p.is_file())
         stats = [f"{p.relative_to(self.model_dir)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
-        return hashlib.sha256("\n".join([str(self.model_dir.resolve()), self.precision, *stats]).encode()).hexdigest()
+        head = [str(self.model_dir.resolve()), self.precision, f"layers={self.layers}"]
+        return hashlib.sha256("\n".join([*head, *stats]).encode()).hexdigest()
 
     @property
     def dimension(self) -> int:

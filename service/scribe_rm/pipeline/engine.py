@@ -46,6 +46,9 @@ class PipelineConfig:
     scorer: ScorerConfig = field(default_factory=ScorerConfig)
     gaps: GapConfig = field(default_factory=GapConfig)
     static_embedder: EmbedderConfig | None = None  # the static routing tier, when the router's tiers use it
+    # induction and the coverage gaps cluster in the whole model's space (what their thresholds were measured
+    # in) when the router's embedder runs fewer layers; None: the router's embedder serves them too
+    cluster_embedder: EmbedderConfig | None = None
     keep_versions: int = 2  # library versions served to pinned requests: the current one and the last replaced
     keep_grace_s: float = 600.0  # how long a replaced version stays
 
@@ -66,6 +69,7 @@ class Engine:
     pipeline: Pipeline
     gaps: GapSample
     static_embedder: Embedder | None = None
+    cluster_embedder: Embedder | None = None
     loaded: bool = False
     load_error: str | None = None
     _retired: list[tuple[Pipeline, float]] = field(default_factory=list)  # replaced snapshots, newest first
@@ -79,9 +83,11 @@ class Engine:
             log.warning("card skipped: %s", message)
         embedder = Embedder(config.embedder)
         static = make_embedder(config.static_embedder) if config.static_embedder else None
+        cluster = Embedder(config.cluster_embedder) if config.cluster_embedder else None
         judge = judge or make_judge(config.judge)
         gaps = GapSample(config.gaps.size, config.gaps.margin, config.gaps.seed)
-        engine = cls(config, embedder, judge, _pipeline(config, library, embedder, judge, gaps, static), gaps, static)
+        engine = cls(config, embedder, judge, _pipeline(config, library, embedder, judge, gaps, static), gaps, static,
+                     cluster)
         engine._fingerprint = config.library.fingerprint()
         return engine
 
@@ -95,6 +101,15 @@ class Engine:
         return self.pipeline.router
 
     @property
+    def clustering_embedder(self) -> Embedder:
+        """The embedder induction and the coverage gaps cluster with."""
+        return self.cluster_embedder or self.embedder
+
+    @property
+    def _embedders(self) -> list[Embedder]:
+        return [e for e in (self.embedder, self.static_embedder, self.cluster_embedder) if e is not None]
+
+    @property
     def scorer(self) -> Scorer:
         return self.pipeline.scorer
 
@@ -103,9 +118,8 @@ class Engine:
     async def load(self, with_judge: bool = True) -> None:
         try:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, self.embedder.load)
-            if self.static_embedder is not None:
-                await loop.run_in_executor(None, self.static_embedder.load)
+            for embedder in self._embedders:
+                await loop.run_in_executor(None, embedder.load)
             await loop.run_in_executor(None, self.router.build_sync)
             if with_judge:
                 await self.judge.start()
@@ -122,16 +136,14 @@ class Engine:
             raise NotReady(self.load_error or "the service is still loading models")
 
     async def readiness(self) -> tuple[bool, dict]:
-        embedders = [self.embedder] + ([self.static_embedder] if self.static_embedder else [])
-        checks = {"embedder": all(e.loaded for e in embedders), "router": self.router.ready,
+        checks = {"embedder": all(e.loaded for e in self._embedders), "router": self.router.ready,
                   "judge": self.loaded and await self.judge.ready()}
         return all(checks.values()), {"checks": checks, "error": self.load_error}
 
     async def aclose(self) -> None:
         await self.judge.aclose()
-        self.embedder.close()
-        if self.static_embedder is not None:
-            self.static_embedder.close()
+        for embedder in self._embedders:
+            embedder.close()
 
     # ---------- library versions ----------
 
@@ -256,5 +268,6 @@ def route_result(route: Route, scope: str | None = None, scope_source: str | Non
 
 def _pipeline(config: PipelineConfig, library: Library, embedder: Embedder, judge: Judge, gaps: GapSample,
               static_embedder: Embedder | None) -> Pipeline:
-    router = Router(library, embedder, config.router, gaps, static_embedder)
+    router = Router(library, embedder, config.router, gaps, static_embedder,
+                    gap_vectors=config.cluster_embedder is None)
     return Pipeline(library, router, Scorer(config.scorer, library, router, judge))

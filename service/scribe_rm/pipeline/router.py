@@ -2,15 +2,16 @@
 card per routing scope, with a lexical part.
 
 Tiers (RouterConfig.tiers):
-- "mpnet": the transformer embedder (all-mpnet-base-v2 by default) decides alone.
+- "mpnet": the transformer embedder (all-mpnet-base-v2 by default, its first 6 layers: embedder.py) decides alone.
 - "static": the static model distilled from it decides alone (~500x cheaper on a CPU; routes worse).
 - "static+mpnet": every text is routed in the static space; where its best card leads the runner-up by less
   than `static_margin`, or its similarity is below the static floor (the static model scores off-topic text
   higher than the transformer does), the transformer space is computed too and the two spaces'
   similarities, combined as (mpnet + w * static) / (1 + w), decide. The bound, the floor, the weight and each
   deciding space's thresholds were chosen by cross-validation on the cards' examples (bench/routing_cv.py):
-  there the cascade routes no worse than the transformer alone, with about half of the texts needing the
-  second tier.
+  there the cascade routes no worse than the transformer alone. With the transformer cut to its first 6
+  layers (which route better than all 12) the static similarities no longer help the combination (w = 0)
+  and the bound that keeps its accuracy sends most texts to the second tier.
 Below the deciding space's threshold the fallback card judges the step and the miss is flagged.
 
 Scopes. An item that names a domain routes in that domain's scope. One that names none (auto) is first routed
@@ -51,16 +52,16 @@ class RouterConfig:
     tiers: Tiers = "mpnet"
     # similarity below which the fallback card judges the step, per deciding space; "agent" thresholds serve
     # the agent scope and a library's own domains, whose scopes rank fewer cards (similarities run lower)
-    threshold: float = 0.09  # the transformer space
-    agent_threshold: float = 0.073
+    threshold: float = 0.107  # the transformer space
+    agent_threshold: float = 0.088
     static_threshold: float = 0.094
     static_agent_threshold: float = 0.078
-    combined_threshold: float = 0.093
-    combined_agent_threshold: float = 0.076
-    static_margin: float = 0.03  # static+mpnet: below this lead over the runner-up, the second tier decides
+    combined_threshold: float = 0.107
+    combined_agent_threshold: float = 0.088
+    static_margin: float = 0.07  # static+mpnet: below this lead over the runner-up, the second tier decides
     static_floor: float = 0.113  # static+mpnet: below this static similarity too (default scope) ...
     static_agent_floor: float = 0.092  # ... and in the other scopes
-    static_weight: float = 0.5  # static+mpnet: weight of the static similarities in the second tier
+    static_weight: float = 0.0  # static+mpnet: weight of the static similarities in the second tier
     top_k: int = 3
     fallback_id: str = "general.step_validity"
     train_steps: int = 300  # 0: plain anchor centroids
@@ -134,7 +135,9 @@ class RoutingCounts:
 
 class Router:
     def __init__(self, library: Library, embedder: Embedder, config: RouterConfig, gaps: GapSample | None = None,
-                 static_embedder: Embedder | None = None):
+                 static_embedder: Embedder | None = None, gap_vectors: bool = True):
+        """`gap_vectors`: keep the transformer vectors of texts offered to the gap sample, for clustering them
+        (only where the gaps are clustered in this embedder's space)."""
         self.library = library
         self.config = config
         self.gaps = gaps  # where texts no card fits well are sampled (shared across library versions)
@@ -146,7 +149,7 @@ class Router:
         if config.tiers != "static":  # the gap sample keeps transformer vectors: GET /library/gaps clusters those
             self.spaces["mpnet"] = Space("mpnet", embedder, config.train_steps, config.lexical_weight,
                                          config.batch_size, window_s, config.cache_size,
-                                         keep_vectors=gaps is not None and gaps.size > 0)
+                                         keep_vectors=gap_vectors and gaps is not None and gaps.size > 0)
         if config.tiers != "mpnet":
             if static_embedder is None:
                 raise ValueError(f"routing tiers {config.tiers!r} need the static embedder")
