@@ -30,7 +30,8 @@ def test_the_default_library_is_the_shipped_one(monkeypatch):
     ({}, 6, True),  # the bundled mpnet: routing runs its first 6 layers, induction clusters with all of them
     ({"embedder_layers": 0}, 0, False),  # one model serves both
     ({"embedder_layers": 9}, 9, True),
-    ({"embedder_model_dir": Path("/models/mine")}, 0, False),  # a model of your own runs whole unless told
+    ({"embedder_model_dir": Path("/opt/models/mpnet")}, 6, True),  # a copy of it (the Docker image's)
+    ({"embedder_model": "all-MiniLM-L6-v2"}, 0, False),
 ])
 def test_the_router_runs_its_layers_and_clustering_the_whole_model(overrides, routing_layers, clusters_apart):
     config = Settings(**overrides).pipeline_config()

@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     # faulting it in again (glibc, blocks/allocator.py); 0: allocator untouched
     embedder_keep_freed_mb: int = Field(256, ge=0)
     # run only the embedder's first N transformer layers and pool their output (0: all of them); unset: the
-    # bundled embedder's cross-validated choice, all layers for a model directory of your own
+    # cross-validated choice for embedder_model (also when embedder_model_dir holds a copy of it, as in the
+    # Docker image; another model there needs its own count, and thresholds, from bench/routing_cv.py)
     embedder_layers: int | None = Field(None, ge=0)
     embed_batch_size: int = Field(64, ge=1)
     embed_window_ms: float = Field(5.0, ge=0)  # micro-batch collection window across requests
@@ -228,7 +229,7 @@ class Settings(BaseSettings):
     def resolved_embedder_layers(self) -> int:
         if self.embedder_layers is not None:
             return self.embedder_layers
-        return 0 if self.embedder_model_dir is not None else BUNDLED_EMBEDDER_LAYERS[self.embedder_model]
+        return BUNDLED_EMBEDDER_LAYERS[self.embedder_model]
 
     def static_embedder_config(self) -> EmbedderConfig | None:
         if self.routing_tiers == "mpnet":
