@@ -63,8 +63,9 @@ def test_routing_cv_routes_held_out_examples_far_above_chance(tmp_path):
     assert by_layers["6"]["default"] > by_layers["0"]["default"] and result["layers"] == 6, by_layers
     by_weight = result["top1_by_lexical_weight"]
     assert result["n_examples"] >= 36 * 4 and set(by_weight) == {"0.0", "0.8"}
-    # 35 routable cards: chance is ~0.03; the lexical part is there because it helps
-    assert 0.6 < by_weight["0.0"] < by_weight["0.8"] <= 1.0, by_weight
+    # 35 routable cards: chance is ~0.03 (in the 6-layer space the lexical part moves top-1 by less than a
+    # standard error either way: 0.812 / 0.817 / 0.812 with weights 0 / 0.4 / 0.8 in the full CV)
+    assert all(0.6 < top1 <= 1.0 for top1 in by_weight.values()), by_weight
     top1 = result["top1"]
     # the static space routes worse than the transformer; combined they route at least as well
     assert 0.5 < top1["static/default"] < top1["mpnet/default"] <= top1["static+mpnet/default"] + 0.01, top1
