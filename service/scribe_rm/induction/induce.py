@@ -141,7 +141,7 @@ async def induce(engine: Engine, items: list[ScoreItem], options: InduceOptions)
     routes = await router.route([u.routing_text for u in units], [u.domain for u in units])
     covered = [route.card.id if isinstance(route, Route) and not route.fallback else None for route in routes]
     distinct = distinct_steps(units, [i for i, c in enumerate(covered) if options.include_covered or c is None])
-    embedder = engine.clustering_embedder
+    embedder = await engine.clustering_embedder()
     texts = [step.text[: router.text_chars] for step in distinct]
     vectors = await loop.run_in_executor(embedder.executor, embedder.encode_sync, texts) if texts else np.zeros((0, 1))
     features = centered_distinct(vectors, distinct, units) if options.center_trajectories else vectors

@@ -74,6 +74,7 @@ class Engine:
     load_error: str | None = None
     _retired: list[tuple[Pipeline, float]] = field(default_factory=list)  # replaced snapshots, newest first
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _cluster_load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _fingerprint: tuple = ()
 
     @classmethod
@@ -100,14 +101,19 @@ class Engine:
     def router(self) -> Router:
         return self.pipeline.router
 
-    @property
-    def clustering_embedder(self) -> Embedder:
-        """The embedder induction and the coverage gaps cluster with."""
-        return self.cluster_embedder or self.embedder
+    async def clustering_embedder(self) -> Embedder:
+        """The embedder induction and the coverage gaps cluster with: the router's, or the whole model where
+        the router runs fewer layers, loaded on first use (most replicas never cluster)."""
+        if self.cluster_embedder is None:
+            return self.embedder
+        async with self._cluster_load_lock:
+            if not self.cluster_embedder.loaded:
+                await asyncio.get_running_loop().run_in_executor(None, self.cluster_embedder.load)
+        return self.cluster_embedder
 
     @property
-    def _embedders(self) -> list[Embedder]:
-        return [e for e in (self.embedder, self.static_embedder, self.cluster_embedder) if e is not None]
+    def _routing_embedders(self) -> list[Embedder]:
+        return [self.embedder] + ([self.static_embedder] if self.static_embedder else [])
 
     @property
     def scorer(self) -> Scorer:
@@ -118,7 +124,7 @@ class Engine:
     async def load(self, with_judge: bool = True) -> None:
         try:
             loop = asyncio.get_running_loop()
-            for embedder in self._embedders:
+            for embedder in self._routing_embedders:
                 await loop.run_in_executor(None, embedder.load)
             await loop.run_in_executor(None, self.router.build_sync)
             if with_judge:
@@ -136,13 +142,13 @@ class Engine:
             raise NotReady(self.load_error or "the service is still loading models")
 
     async def readiness(self) -> tuple[bool, dict]:
-        checks = {"embedder": all(e.loaded for e in self._embedders), "router": self.router.ready,
+        checks = {"embedder": all(e.loaded for e in self._routing_embedders), "router": self.router.ready,
                   "judge": self.loaded and await self.judge.ready()}
         return all(checks.values()), {"checks": checks, "error": self.load_error}
 
     async def aclose(self) -> None:
         await self.judge.aclose()
-        for embedder in self._embedders:
+        for embedder in self._routing_embedders + ([self.cluster_embedder] if self.cluster_embedder else []):
             embedder.close()
 
     # ---------- library versions ----------

@@ -34,8 +34,8 @@ async def library_gaps(
     """Routing texts from live traffic that no card fits well (fell back, or the best card led the
     runner-up by less than gap_margin), sampled per domain and clustered like induction clusters."""
     engine.require_ready()
-    report = await cluster_gaps(engine.gaps, engine.clustering_embedder, domain, min_cluster_size, max_clusters,
-                                max_texts)
+    report = await cluster_gaps(engine.gaps, await engine.clustering_embedder(), domain, min_cluster_size,
+                                max_clusters, max_texts)
     return GapsResponse(library_version=engine.library.version, sample_size=engine.gaps.size,
                         margin=engine.gaps.margin, **report)
 
