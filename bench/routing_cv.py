@@ -5,7 +5,8 @@ card but the agent ones) and the agent scope (agent and tool-use cards).
 
 Each card's examples are dealt into K folds (several seeds). For each fold, the card vectors are fitted on the
 other folds' examples plus every card's name and when_to_use, in each space (the transformer embedder and the
-static model distilled from it), and the fold's examples are routed. From those similarities it chooses:
+static model distilled from it, which also fits its token corrections on those examples: token_tuning.py),
+and the fold's examples are routed. From those similarities it chooses:
 - how many of the transformer's layers to run (--layers): the fewest whose top-1, averaged over both scopes,
   is within one standard error of the best count's (the one-standard-error rule of model selection); the
   middle layers route these examples better than the last one, and each layer dropped is cost saved;
@@ -24,7 +25,7 @@ static model distilled from it), and the fold's examples are routed. From those 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from common import report
 from scribe_rm.library import admits, load_library
 from scribe_rm.pipeline.embedder import make_embedder
 from scribe_rm.pipeline.router import anchor_texts, fit_index_vectors, joint_vectors
+from scribe_rm.pipeline.token_tuning import fit_token_tuning, mean_vectors
 from scribe_rm.settings import Settings
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -42,9 +44,19 @@ FLOOR_QUANTILE = 0.1
 BOUNDS = tuple(round(b, 3) for b in np.arange(0.0, 0.0801, 0.005))
 
 
+@dataclass(frozen=True)
+class Tuning:
+    """A static space's token corrections, as the router fits them: its token table, each text's token ids."""
+    table: np.ndarray
+    token_ids: dict[str, np.ndarray]
+    steps: int
+    l2: float
+
+
 def fold_similarities(embedded: dict[str, np.ndarray], cards, folds: int, seed: int, train_steps: int,
-                      lexical_weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """Each example's similarity to every card, with the card vectors fitted on the other folds; its label."""
+                      lexical_weight: float, tuning: Tuning | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's similarity to every card, with the card vectors (and token corrections, if `tuning`)
+    fitted on the other folds; its label."""
     rng = np.random.default_rng(seed)
     examples = [(k, text, rng.integers(folds)) for k, card in enumerate(cards) for text in card.examples]
     always = [(k, text) for k, card in enumerate(cards) for text in (card.name, card.when_to_use)]
@@ -52,10 +64,17 @@ def fold_similarities(embedded: dict[str, np.ndarray], cards, folds: int, seed: 
     for fold in range(folds):
         train = [(k, t) for k, t, f in examples if f != fold] + always
         test = [(k, t) for k, t, f in examples if f == fold]
-        texts = [t for _, t in train]
-        vectors, tfidf = fit_index_vectors(np.stack([embedded[t] for t in texts]), texts,
-                                           np.array([k for k, _ in train]), len(cards), train_steps, lexical_weight)
-        queries = np.stack([embedded[t] for _, t in test])
+        texts, train_labels = [t for _, t in train], np.array([k for k, _ in train])
+        if tuning is None:
+            vectors, tfidf = fit_index_vectors(np.stack([embedded[t] for t in texts]), texts, train_labels,
+                                               len(cards), train_steps, lexical_weight)
+            queries = np.stack([embedded[t] for _, t in test])
+        else:
+            card_vectors, corrections = fit_token_tuning(tuning.table, [tuning.token_ids[t] for t in texts],
+                                                         train_labels, len(cards), tuning.steps, tuning.l2)
+            vectors, tfidf = fit_index_vectors(None, texts, train_labels, len(cards), train_steps, lexical_weight,
+                                               card_vectors)
+            queries = mean_vectors(tuning.table, [tuning.token_ids[t] for _, t in test], corrections)
         if tfidf is not None:
             queries = joint_vectors(queries, tfidf.transform([t for _, t in test]).toarray(), lexical_weight)
         sims.append(queries @ vectors.T)
@@ -114,13 +133,21 @@ def main() -> None:
     standard_error = float(np.sqrt(best * (1 - best) / n_routed))
     chosen_layers = min((k for k, a in layer_accuracy.items() if a >= best - standard_error),
                         key=lambda k: k or 10**6)  # 0 (all) counts as the most
-    embedded = {"mpnet": by_layers[chosen_layers][0],
-                "static": embed(settings.model_copy(update={"routing_tiers": "static"}).static_embedder_config())}
+    static_embedder = make_embedder(settings.model_copy(update={"routing_tiers": "static"}).static_embedder_config())
+    static_embedder.load()
+    embedded = {"mpnet": by_layers[chosen_layers][0], "static": {}}
+    tunings = {"mpnet": None, "static": None}
+    if settings.route_static_tuning_steps:
+        tunings["static"] = Tuning(static_embedder.token_table(), dict(zip(texts, static_embedder.token_ids_sync(texts))),
+                                   settings.route_static_tuning_steps, settings.route_static_tuning_l2)
+    else:
+        embedded["static"] = dict(zip(texts, static_embedder.encode_sync(texts)))
 
     lexical_sweep = {w: float(np.mean([accuracy(*fold_similarities(embedded["mpnet"], scopes["default"], args.folds,
                                                                     seed, steps, w)) for seed in args.seeds]))
                      for w in (args.lexical_weights or [lexical])}
-    sims = {(space, scope, seed): fold_similarities(embedded[space], scopes[scope], args.folds, seed, steps, lexical)
+    sims = {(space, scope, seed): fold_similarities(embedded[space], scopes[scope], args.folds, seed, steps, lexical,
+                                                     tunings[space])
             for space in ("mpnet", "static") for scope in scopes for seed in args.seeds}
     labels = {(scope, seed): sims[("mpnet", scope, seed)][1] for scope in scopes for seed in args.seeds}
 

@@ -61,13 +61,15 @@ def test_reload_under_load_loses_no_request_and_each_response_names_one_version(
 
         async def load_and_reload():
             async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-                stop = asyncio.Event()
-                answers = []
+                stop, reloaded = asyncio.Event(), asyncio.Event()
+                answers, sent_after_reload = [], []
 
                 async def worker(w: int):
                     n = 0
                     while not stop.is_set():
+                        after_reload = reloaded.is_set()
                         answers.append(await client.post("/score", json=body(w * 1000 + n)))
+                        sent_after_reload.append(after_reload)
                         n += 1
 
                 async def answered(count: int):  # paced by answers, not by the clock: CI machines vary
@@ -78,13 +80,14 @@ def test_reload_under_load_loses_no_request_and_each_response_names_one_version(
                 await asyncio.wait_for(answered(12), 120)
                 new_card(library_dir)
                 reload = await client.post("/admin/library/reload", headers=ADMIN)
+                reloaded.set()
                 after = len(answers)
                 await asyncio.wait_for(answered(after + 18), 120)
                 stop.set()
                 await asyncio.gather(*workers)
-                return reload, answers, after
+                return reload, answers, sent_after_reload
 
-        reload, answers, after = asyncio.run(load_and_reload())
+        reload, answers, sent_after_reload = asyncio.run(load_and_reload())
         assert reload.status_code == 200, reload.text
         new = reload.json()["library_version"]
         assert reload.json() == {"previous_version": old, "library_version": new, "cards": 42, "changed": True}
@@ -93,7 +96,10 @@ def test_reload_under_load_loses_no_request_and_each_response_names_one_version(
         assert set(versions) <= {old, new}
         assert all(a.json()["results"][0]["status"] == "ok" for a in answers), [
             a.json()["results"][0] for a in answers if a.json()["results"][0]["status"] != "ok"][:2]
-        assert set(versions[after + 6:]) == {new}  # once the reload answered, only the new version serves
+        # once the reload answered, every request sent names the new version (those in flight at the swap may
+        # finish later, in any order: an old one waiting for the transformer tier can finish after new ones)
+        later = [v for v, sent_after in zip(versions, sent_after_reload) if sent_after]
+        assert len(later) >= 12 and set(later) == {new}
         assert version(url) == new
         exposed = httpx.get(f"{url}/metrics").text
         assert f'scribe_build_info{{backend="local",judge_model="scripted-judge",library_version="{new}"}} 1.0' in exposed

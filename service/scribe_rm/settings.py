@@ -99,14 +99,18 @@ class Settings(BaseSettings):
     # (1.4%) of the agent cards' examples below it in CV as route_threshold does in the default scope
     # (bench/routing_cv.py prints both, and calibrates the static and combined spaces' thresholds alike)
     route_agent_threshold: float = Field(0.088, ge=-1, le=1)
-    route_static_threshold: float = Field(0.094, ge=-1, le=1)
-    route_static_agent_threshold: float = Field(0.078, ge=-1, le=1)
+    route_static_threshold: float = Field(0.098, ge=-1, le=1)
+    route_static_agent_threshold: float = Field(0.088, ge=-1, le=1)
     route_combined_threshold: float = Field(0.107, ge=-1, le=1)
     route_combined_agent_threshold: float = Field(0.088, ge=-1, le=1)
-    route_static_margin: float = Field(0.07, ge=0)  # below this lead of the best card, the second tier decides
-    route_static_floor: float = Field(0.113, ge=-1, le=1)  # ... and below this static similarity (default scope)
-    route_static_agent_floor: float = Field(0.092, ge=-1, le=1)  # ... (agent and own-domain scopes)
-    route_static_weight: float = Field(0.0, ge=0)  # weight of the static similarities in the second tier
+    route_static_margin: float = Field(0.03, ge=0)  # below this lead of the best card, the second tier decides
+    route_static_floor: float = Field(0.128, ge=-1, le=1)  # ... and below this static similarity (default scope)
+    route_static_agent_floor: float = Field(0.116, ge=-1, le=1)  # ... (agent and own-domain scopes)
+    route_static_weight: float = Field(0.25, ge=0)  # weight of the static similarities in the second tier
+    # the static tier fits, per scope, corrections to the vectors of the tokens the cards' anchors use
+    # (pipeline/token_tuning.py; chosen by cross-validation, bench/routing_cv.py); 0 steps: the distilled vectors
+    route_static_tuning_steps: int = Field(200, ge=0, le=5000)
+    route_static_tuning_l2: float = Field(1e-4, ge=0)
     # an item without a domain: the share of its steps' votes a scope needs to be chosen (else every card)
     route_scope_min_share: float = Field(0.67, gt=0.5, le=1)
     # a chat turn of text alone is scored as two steps where its sentences split into two clearly different
@@ -243,7 +247,8 @@ class Settings(BaseSettings):
             combined_threshold=self.route_combined_threshold,
             combined_agent_threshold=self.route_combined_agent_threshold, static_margin=self.route_static_margin,
             static_floor=self.route_static_floor, static_agent_floor=self.route_static_agent_floor,
-            static_weight=self.route_static_weight, scope_min_share=self.route_scope_min_share,
+            static_weight=self.route_static_weight, static_tuning_steps=self.route_static_tuning_steps,
+            static_tuning_l2=self.route_static_tuning_l2, scope_min_share=self.route_scope_min_share,
             turn_split=self.route_turn_split, turn_split_margin=self.route_turn_split_margin,
             turn_split_max_sentences=self.route_turn_split_max_sentences, top_k=self.route_top_k,
             fallback_id=self.fallback_card_id, train_steps=self.route_train_steps,

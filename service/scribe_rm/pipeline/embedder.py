@@ -241,6 +241,21 @@ class StaticEmbedder(Embedder):
         vectors = self._model.encode(texts, use_multiprocessing=False)
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self._dimension)
 
+    def token_table(self) -> np.ndarray:
+        """Each vocabulary token's vector as encode uses it (the model's token mapping and weights applied)."""
+        assert self._model is not None, "embedder not loaded"
+        model = self._model
+        table = model.embedding if model.token_mapping is None else model.embedding[model.token_mapping]
+        if model.weights is not None:
+            table = table * model.weights[:, None]
+        return np.asarray(table, dtype=np.float32)
+
+    def token_ids_sync(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's token ids as encode reads them (cut to the model's max_length)."""
+        assert self._model is not None, "embedder not loaded"
+        limit = self._model.max_length
+        return [np.asarray(ids[:limit], dtype=np.int64) for ids in self._model.tokenize(texts)]
+
 
 def make_embedder(config: EmbedderConfig) -> Embedder:
     return StaticEmbedder(config) if config.kind == "static" else Embedder(config)

@@ -54,14 +54,16 @@ class RouterConfig:
     # the agent scope and a library's own domains, whose scopes rank fewer cards (similarities run lower)
     threshold: float = 0.107  # the transformer space
     agent_threshold: float = 0.088
-    static_threshold: float = 0.094
-    static_agent_threshold: float = 0.078
+    static_threshold: float = 0.098
+    static_agent_threshold: float = 0.088
     combined_threshold: float = 0.107
     combined_agent_threshold: float = 0.088
-    static_margin: float = 0.07  # static+mpnet: below this lead over the runner-up, the second tier decides
-    static_floor: float = 0.113  # static+mpnet: below this static similarity too (default scope) ...
-    static_agent_floor: float = 0.092  # ... and in the other scopes
-    static_weight: float = 0.0  # static+mpnet: weight of the static similarities in the second tier
+    static_margin: float = 0.03  # static+mpnet: below this lead over the runner-up, the second tier decides
+    static_floor: float = 0.128  # static+mpnet: below this static similarity too (default scope) ...
+    static_agent_floor: float = 0.116  # ... and in the other scopes
+    static_weight: float = 0.25  # static+mpnet: weight of the static similarities in the second tier
+    static_tuning_steps: int = 200  # static tier: steps fitting its token corrections per scope (0: none)
+    static_tuning_l2: float = 1e-4  # ... and their pull towards the distilled token vectors
     top_k: int = 3
     fallback_id: str = "general.step_validity"
     train_steps: int = 300  # 0: plain anchor centroids
@@ -154,7 +156,8 @@ class Router:
             if static_embedder is None:
                 raise ValueError(f"routing tiers {config.tiers!r} need the static embedder")
             self.spaces["static"] = Space("static", static_embedder, config.train_steps, config.lexical_weight,
-                                          config.batch_size, window_s, config.cache_size)
+                                          config.batch_size, window_s, config.cache_size,
+                                          token_tuning=(config.static_tuning_steps, config.static_tuning_l2))
 
     @property
     def text_chars(self) -> int:

@@ -3,7 +3,8 @@ micro-batcher and an LRU of each text's similarity row.
 
 Every card contributes anchors (its example subgoals, its name, its when_to_use). The space fits one unit
 vector per card on those anchors (softmax regression started from the anchors' centroid, full batch, so it
-is deterministic). A lexical part is appended: the card's TF-IDF centroid over its anchors, because sentence
+is deterministic). A static space can also fit, per scope, corrections to the vectors of the tokens its
+anchors use (token_tuning.py). A lexical part is appended: the card's TF-IDF centroid over its anchors, because sentence
 embedders read notation-heavy steps poorly while words such as "mod", "divisor" or "retry" are telling. Card
 vectors are [semantic ; w * lexical] / (1 + w), queries likewise, so one FAISS inner product gives the
 weighted mean of the two cosines. Both parts were chosen by cross-validation on the cards' examples
@@ -29,19 +30,21 @@ from sklearn.preprocessing import normalize
 from ..blocks.lru import LRUCache
 from ..blocks.microbatch import ItemFailed, MicroBatcher
 from ..library import Card
-from .embedder import Embedder
+from .embedder import Embedder, StaticEmbedder
+from .token_tuning import TokenTuning, fit_token_tuning, mean_vectors
 
 RECENT_VECTORS = 4096
 
 
 @dataclass(frozen=True)
 class Scope:
-    """The cards one routing scope ranks, their FAISS index, the fitted TF-IDF (None: lexical part off), and
-    where the scope's similarities sit in a text's row."""
+    """The cards one routing scope ranks, their FAISS index, the fitted TF-IDF (None: lexical part off), where
+    the scope's similarities sit in a text's row, and its token corrections (static spaces that fit them)."""
     card_ids: list[str]
     index: faiss.IndexFlatIP
     tfidf: TfidfVectorizer | None
     start: int
+    tuning: TokenTuning | None = None
 
 
 @dataclass
@@ -76,10 +79,12 @@ def joint_vectors(semantic: np.ndarray, lexical: np.ndarray, lexical_weight: flo
     return np.ascontiguousarray(joint, dtype=np.float32)
 
 
-def fit_index_vectors(embedded: np.ndarray, texts: list[str], labels: np.ndarray, n_cards: int, train_steps: int,
-                      lexical_weight: float) -> tuple[np.ndarray, TfidfVectorizer | None]:
-    """The indexed vector of each card, [semantic ; w * lexical] / (1 + w), and the fitted TF-IDF (None if w == 0)."""
-    vectors = fit_card_vectors(embedded, labels, n_cards, train_steps)
+def fit_index_vectors(embedded: np.ndarray | None, texts: list[str], labels: np.ndarray, n_cards: int,
+                      train_steps: int, lexical_weight: float, card_vectors: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, TfidfVectorizer | None]:
+    """The indexed vector of each card, [semantic ; w * lexical] / (1 + w), and the fitted TF-IDF (None if w == 0).
+    The semantic part is fitted on the anchors' vectors `embedded`, unless given as `card_vectors`."""
+    vectors = card_vectors if card_vectors is not None else fit_card_vectors(embedded, labels, n_cards, train_steps)
     if lexical_weight <= 0:
         return vectors, None
     tfidf = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
@@ -90,11 +95,17 @@ def fit_index_vectors(embedded: np.ndarray, texts: list[str], labels: np.ndarray
 
 class Space:
     def __init__(self, name: str, embedder: Embedder, train_steps: int, lexical_weight: float,
-                 batch_size: int, window_s: float, cache_size: int, keep_vectors: bool = False):
+                 batch_size: int, window_s: float, cache_size: int, keep_vectors: bool = False,
+                 token_tuning: tuple[int, float] = (0, 0.0)):
+        """`token_tuning`: (steps, l2) of the token corrections fitted per scope; a static embedder only, 0 steps:
+        none."""
         self.name = name
         self.embedder = embedder
         self.train_steps = train_steps
         self.lexical_weight = lexical_weight
+        self.tuning_steps, self.tuning_l2 = token_tuning
+        if self.tuning_steps and not isinstance(embedder, StaticEmbedder):
+            raise ValueError("token corrections are fitted for a static embedder only")
         self.scopes: dict[str, Scope] = {}
         self.fingerprint = ""
         self._cache: LRUCache[np.ndarray] = LRUCache(cache_size)  # by text: its row of similarities
@@ -111,8 +122,10 @@ class Space:
         """Embed every anchor and fit each scope's card vectors. Blocking; call it from a worker thread."""
         cards = list({card.id: card for members in scopes.values() for card in members}.values())
         texts = [text for card in cards for text in anchor_texts(card)]
-        # in chunks on the embedder's own thread, between the batches of requests routed while a reload builds
-        embedded = dict(zip(texts, self.embedder.encode_cached_sync(texts, anchor_cache_dir)))
+        if self.tuning_steps:  # token ids cost nothing to recompute; the vectors come from the fitted corrections
+            embedded = dict(zip(texts, self._token_ids(texts)))
+        else:  # in chunks on the embedder's own thread, between the batches of requests routed while a reload builds
+            embedded = dict(zip(texts, self.embedder.encode_cached_sync(texts, anchor_cache_dir)))
         faiss.omp_set_num_threads(1)  # one vector per card: OpenMP threads would spin longer than the search
         fitted, start = {}, 0
         for name, members in scopes.items():
@@ -122,16 +135,29 @@ class Space:
         self.scopes = fitted
 
     def _fit_scope(self, cards: list[Card], embedded: dict[str, np.ndarray], start: int) -> Scope:
+        """`embedded`: each anchor's vector, or its token ids where the space fits token corrections."""
         texts, labels = [], []
         for k, card in enumerate(cards):
             card_texts = anchor_texts(card)
             texts.extend(card_texts)
             labels.extend([k] * len(card_texts))
-        vectors, tfidf = fit_index_vectors(np.stack([embedded[t] for t in texts]), texts, np.array(labels),
-                                           len(cards), self.train_steps, self.lexical_weight)
+        tuning = card_vectors = None
+        if self.tuning_steps:
+            card_vectors, tuning = fit_token_tuning(self._table, [embedded[t] for t in texts], np.array(labels),
+                                                    len(cards), self.tuning_steps, self.tuning_l2)
+        vectors, tfidf = fit_index_vectors(None if tuning else np.stack([embedded[t] for t in texts]), texts,
+                                           np.array(labels), len(cards), self.train_steps, self.lexical_weight,
+                                           card_vectors)
         index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(vectors)
-        return Scope([card.id for card in cards], index, tfidf, start)
+        return Scope([card.id for card in cards], index, tfidf, start, tuning)
+
+    @property
+    def _table(self) -> np.ndarray:
+        return self.embedder.token_table()  # type: ignore[attr-defined]
+
+    def _token_ids(self, texts: list[str]) -> list[np.ndarray]:
+        return self.embedder.token_ids_sync(texts)  # type: ignore[attr-defined]
 
     async def rows(self, texts: list[str], version: str) -> Lookup:
         """The row of each distinct text: from the cache, else embedded (micro-batched with other callers)."""
@@ -154,9 +180,14 @@ class Space:
         requests can share one) are embedded once."""
         assert self.scopes, "router index not built"
         distinct = list(dict.fromkeys(texts))
-        semantic = self.embedder.encode_sync(distinct)
+        if self.tuning_steps:
+            token_ids, table = self._token_ids(distinct), self._table
+        else:
+            semantic = self.embedder.encode_sync(distinct)
         blocks = []
         for scope in self.scopes.values():
+            if scope.tuning is not None:
+                semantic = mean_vectors(table, token_ids, scope.tuning)
             vectors = semantic
             if scope.tfidf is not None:
                 vectors = joint_vectors(semantic, scope.tfidf.transform(distinct).toarray(), self.lexical_weight)
