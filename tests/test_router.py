@@ -266,6 +266,24 @@ def test_token_corrections_touch_only_the_anchors_tokens(static_embedder):
     assert (mean_vectors(table, ids, tuning) @ cards.T).argmax(axis=1).tolist() == [0, 1, 0, 1]
 
 
+def test_token_corrections_are_kept_in_the_anchor_cache(library, embedder, static_embedder, settings, tmp_path,
+                                                        monkeypatch):
+    """Restarts and replicas of the same library read the fitted corrections instead of fitting them again."""
+    import numpy as np
+
+    from scribe_rm.pipeline import spaces
+
+    config = settings.model_copy(update={"routing_tiers": "static", "anchor_cache_dir": tmp_path}).router_config()
+    first = Router(library, embedder, config, static_embedder=static_embedder)
+    first.build_sync()
+    assert len(list(tmp_path.glob("tuning-*.npz"))) == len(first.spaces["static"].scopes)
+    monkeypatch.setattr(spaces, "fit_token_tuning", lambda *args: pytest.fail("fitted again"))
+    second = Router(library, embedder, config, static_embedder=static_embedder)
+    second.build_sync()
+    text = ["Retry the call once the rate limit resets, then give up and tell the user."]
+    assert np.array_equal(first.spaces["static"].search_sync(text)[0], second.spaces["static"].search_sync(text)[0])
+
+
 def test_token_corrections_need_a_static_embedder(library, embedder, settings):
     from scribe_rm.pipeline.spaces import Space
 

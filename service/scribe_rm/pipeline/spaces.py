@@ -31,7 +31,7 @@ from ..blocks.lru import LRUCache
 from ..blocks.microbatch import ItemFailed, MicroBatcher
 from ..library import Card
 from .embedder import Embedder, StaticEmbedder
-from .token_tuning import TokenTuning, fit_token_tuning, mean_vectors
+from .token_tuning import TokenTuning, cached_token_tuning, fit_token_tuning, mean_vectors
 
 RECENT_VECTORS = 4096
 
@@ -129,13 +129,14 @@ class Space:
         faiss.omp_set_num_threads(1)  # one vector per card: OpenMP threads would spin longer than the search
         fitted, start = {}, 0
         for name, members in scopes.items():
-            fitted[name] = self._fit_scope(members, embedded, start)
+            fitted[name] = self._fit_scope(members, embedded, start, anchor_cache_dir)
             start += len(members)
         self.fingerprint = self.embedder.fingerprint()
         self.scopes = fitted
 
-    def _fit_scope(self, cards: list[Card], embedded: dict[str, np.ndarray], start: int) -> Scope:
-        """`embedded`: each anchor's vector, or its token ids where the space fits token corrections."""
+    def _fit_scope(self, cards: list[Card], embedded: dict[str, np.ndarray], start: int, cache_dir) -> Scope:
+        """`embedded`: each anchor's vector, or its token ids where the space fits token corrections (kept in the
+        anchor cache directory, as the anchors' vectors are)."""
         texts, labels = [], []
         for k, card in enumerate(cards):
             card_texts = anchor_texts(card)
@@ -143,8 +144,10 @@ class Space:
             labels.extend([k] * len(card_texts))
         tuning = card_vectors = None
         if self.tuning_steps:
-            card_vectors, tuning = fit_token_tuning(self._table, [embedded[t] for t in texts], np.array(labels),
-                                                    len(cards), self.tuning_steps, self.tuning_l2)
+            card_vectors, tuning = cached_token_tuning(
+                cache_dir, [self.embedder.fingerprint(), self.tuning_steps, self.tuning_l2, texts, labels],
+                lambda: fit_token_tuning(self._table, [embedded[t] for t in texts], np.array(labels), len(cards),
+                                         self.tuning_steps, self.tuning_l2))
         vectors, tfidf = fit_index_vectors(None if tuning else np.stack([embedded[t] for t in texts]), texts,
                                            np.array(labels), len(cards), self.train_steps, self.lexical_weight,
                                            card_vectors)

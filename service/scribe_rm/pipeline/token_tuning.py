@@ -12,9 +12,17 @@ transformer must decide (bench/routing_cv.py).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 LEARNING_RATE = 0.01  # Adam, full batch
 TEMPERATURE = 10.0  # as fit_card_vectors
@@ -74,3 +82,28 @@ def fit_token_tuning(table: np.ndarray, token_ids: list[np.ndarray], labels: np.
     deltas = np.vstack([delta.detach().numpy(), np.zeros((1, table.shape[1]), dtype=np.float32)])
     card_vectors = functional.normalize(cards.detach(), dim=1).numpy()
     return np.ascontiguousarray(card_vectors, dtype=np.float32), TokenTuning(rows, deltas.astype(np.float32))
+
+
+def cached_token_tuning(cache_dir: Path | None, key_parts: list,
+                        fit: Callable[[], tuple[np.ndarray, TokenTuning]]) -> tuple[np.ndarray, TokenTuning]:
+    """`fit()`'s result, kept in `cache_dir` under a hash of `key_parts` (the model, the settings, the scope's
+    anchors and labels) so that restarts and replicas of the same library skip the fitting."""
+    if cache_dir is None:
+        return fit()
+    key = hashlib.sha256(json.dumps([LEARNING_RATE, TEMPERATURE, *key_parts]).encode()).hexdigest()[:32]
+    path = cache_dir / f"tuning-{key}.npz"
+    try:
+        with np.load(path) as kept:
+            return kept["cards"], TokenTuning(kept["rows"], kept["deltas"])
+    except (OSError, ValueError, KeyError) as exc:
+        if path.exists():
+            log.warning("ignoring unreadable token-correction cache %s: %s", path, exc)
+    cards, tuning = fit()
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, cards=cards, rows=tuning.rows, deltas=tuning.deltas)
+        tmp.replace(path)  # atomic: concurrent starts never read a half-written file
+    except OSError as exc:
+        log.warning("cannot write token-correction cache %s: %s", path, exc)
+    return cards, tuning
