@@ -3,15 +3,15 @@ card per routing scope, with a lexical part.
 
 Tiers (RouterConfig.tiers):
 - "mpnet": the transformer embedder (all-mpnet-base-v2 by default, its first 6 layers: embedder.py) decides alone.
-- "static": the static model distilled from it decides alone (~500x cheaper on a CPU; routes worse).
+- "static": the static model distilled from it, with its token corrections fitted per scope (token_tuning.py),
+  decides alone (~100x cheaper on a CPU; routes worse).
 - "static+mpnet": every text is routed in the static space; where its best card leads the runner-up by less
   than `static_margin`, or its similarity is below the static floor (the static model scores off-topic text
   higher than the transformer does), the transformer space is computed too and the two spaces'
   similarities, combined as (mpnet + w * static) / (1 + w), decide. The bound, the floor, the weight and each
   deciding space's thresholds were chosen by cross-validation on the cards' examples (bench/routing_cv.py):
-  there the cascade routes no worse than the transformer alone. With the transformer cut to its first 6
-  layers (which route better than all 12) the static similarities no longer help the combination (w = 0)
-  and the bound that keeps its accuracy sends most texts to the second tier.
+  there the cascade routes no worse than the transformer alone, and the static tier decides about 70% of
+  the texts.
 Below the deciding space's threshold the fallback card judges the step and the miss is flagged.
 
 Scopes. An item that names a domain routes in that domain's scope. One that names none (auto) is first routed

@@ -4,9 +4,9 @@ micro-batcher and an LRU of each text's similarity row.
 Every card contributes anchors (its example subgoals, its name, its when_to_use). The space fits one unit
 vector per card on those anchors (softmax regression started from the anchors' centroid, full batch, so it
 is deterministic). A static space can also fit, per scope, corrections to the vectors of the tokens its
-anchors use (token_tuning.py). A lexical part is appended: the card's TF-IDF centroid over its anchors, because sentence
-embedders read notation-heavy steps poorly while words such as "mod", "divisor" or "retry" are telling. Card
-vectors are [semantic ; w * lexical] / (1 + w), queries likewise, so one FAISS inner product gives the
+anchors use (token_tuning.py). A lexical part is appended: the card's TF-IDF centroid over its anchors,
+because sentence embedders read notation-heavy steps poorly while words such as "mod", "divisor" or "retry"
+are telling. Card vectors are [semantic ; w * lexical] / (1 + w), queries likewise, so one FAISS inner product gives the
 weighted mean of the two cosines. Both parts were chosen by cross-validation on the cards' examples
 (bench/routing_cv.py), in each space.
 
