@@ -104,6 +104,7 @@ class Space:
         self.train_steps = train_steps
         self.lexical_weight = lexical_weight
         self.tuning_steps, self.tuning_l2 = token_tuning
+        self._token_table = np.zeros((0, 0), dtype=np.float32)  # the static model's token vectors, read at build
         if self.tuning_steps and not isinstance(embedder, StaticEmbedder):
             raise ValueError("token corrections are fitted for a static embedder only")
         self.scopes: dict[str, Scope] = {}
@@ -123,6 +124,7 @@ class Space:
         cards = list({card.id: card for members in scopes.values() for card in members}.values())
         texts = [text for card in cards for text in anchor_texts(card)]
         if self.tuning_steps:  # token ids cost nothing to recompute; the vectors come from the fitted corrections
+            self._token_table = self.embedder.token_table()  # type: ignore[attr-defined]
             embedded = dict(zip(texts, self._token_ids(texts)))
         else:  # in chunks on the embedder's own thread, between the batches of requests routed while a reload builds
             embedded = dict(zip(texts, self.embedder.encode_cached_sync(texts, anchor_cache_dir)))
@@ -146,7 +148,7 @@ class Space:
         if self.tuning_steps:
             card_vectors, tuning = cached_token_tuning(
                 cache_dir, [self.embedder.fingerprint(), self.tuning_steps, self.tuning_l2, texts, labels],
-                lambda: fit_token_tuning(self._table, [embedded[t] for t in texts], np.array(labels), len(cards),
+                lambda: fit_token_tuning(self._token_table, [embedded[t] for t in texts], np.array(labels), len(cards),
                                          self.tuning_steps, self.tuning_l2))
         vectors, tfidf = fit_index_vectors(None if tuning else np.stack([embedded[t] for t in texts]), texts,
                                            np.array(labels), len(cards), self.train_steps, self.lexical_weight,
@@ -154,10 +156,6 @@ class Space:
         index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(vectors)
         return Scope([card.id for card in cards], index, tfidf, start, tuning)
-
-    @property
-    def _table(self) -> np.ndarray:
-        return self.embedder.token_table()  # type: ignore[attr-defined]
 
     def _token_ids(self, texts: list[str]) -> list[np.ndarray]:
         return self.embedder.token_ids_sync(texts)  # type: ignore[attr-defined]
@@ -184,7 +182,7 @@ class Space:
         assert self.scopes, "router index not built"
         distinct = list(dict.fromkeys(texts))
         if self.tuning_steps:
-            token_ids, table = self._token_ids(distinct), self._table
+            token_ids, table = self._token_ids(distinct), self._token_table
         else:
             semantic = self.embedder.encode_sync(distinct)
         blocks = []
