@@ -6,7 +6,7 @@ Tiers (RouterConfig.tiers):
 - "static": the static model distilled from it, with its token corrections fitted per scope (token_tuning.py),
   decides alone (~100x cheaper on a CPU; routes worse).
 - "static+mpnet": every text is routed in the static space; where its best card leads the runner-up by less
-  than `static_margin`, or its similarity is below the static floor (the static model scores off-topic text
+  than the scope's margin bound, or its similarity is below the static floor (the static model scores off-topic text
   higher than the transformer does), the transformer space is computed too and the two spaces'
   similarities, combined as (mpnet + w * static) / (1 + w), decide. The bound, the floor, the weight and each
   deciding space's thresholds were chosen by cross-validation on the cards' examples (bench/routing_cv.py):
@@ -58,7 +58,8 @@ class RouterConfig:
     static_agent_threshold: float = 0.088
     combined_threshold: float = 0.107
     combined_agent_threshold: float = 0.088
-    static_margin: float = 0.03  # static+mpnet: below this lead over the runner-up, the second tier decides
+    static_margin: float = 0.025  # static+mpnet: below this lead over the runner-up, the second tier decides ...
+    static_agent_margin: float = 0.04  # ... (in the agent and own-domain scopes)
     static_floor: float = 0.128  # static+mpnet: below this static similarity too (default scope) ...
     static_agent_floor: float = 0.116  # ... and in the other scopes
     static_weight: float = 0.25  # static+mpnet: weight of the static similarities in the second tier
@@ -301,10 +302,12 @@ class Router:
         """Whether a static decision stands: its similarity at the floor and its lead over the runner-up at the
         bound (a static fallback never stands: the second tier decides whether the text falls back)."""
         c = self.config
-        floor = c.static_floor if scope_of(domain) in ("default", "all") else c.static_agent_floor
+        default_scope = scope_of(domain) in ("default", "all")
+        floor = c.static_floor if default_scope else c.static_agent_floor
+        bound = c.static_margin if default_scope else c.static_agent_margin
         margin = route.margin
         return (not route.fallback and route.similarity is not None and route.similarity >= floor
-                and (margin is None or margin >= c.static_margin))
+                and (margin is None or margin >= bound))
 
     def _count(self, call: RoutingCounts, decided: list[Route | ItemFailed], items: list[RoutingItem],
                chosen: list[Domain | None]) -> None:
