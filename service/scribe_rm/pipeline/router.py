@@ -6,9 +6,9 @@ Tiers (RouterConfig.tiers):
 - "static": the static model distilled from it, with its token corrections fitted per scope (token_tuning.py),
   decides alone (~100x cheaper on a CPU; routes worse).
 - "static+mpnet": every text is routed in the static space; where its best card leads the runner-up by less
-  than the scope's margin bound, or its similarity is below the static floor (the static model scores off-topic text
-  higher than the transformer does), the transformer space is computed too and the two spaces'
-  similarities, combined as (mpnet + w * static) / (1 + w), decide. The bound, the floor, the weight and each
+  than the scope's margin bound, or its similarity is below the scope's static floor (the static model scores
+  off-topic text higher than the transformer does), the transformer space is computed too and the two spaces'
+  similarities, combined as (mpnet + w * static) / (1 + w), decide. The bounds, the floors, the weight and each
   deciding space's thresholds were chosen by cross-validation on the cards' examples (bench/routing_cv.py):
   there the cascade routes no worse than the transformer alone, and the static tier decides about 70% of
   the texts.
