@@ -10,8 +10,8 @@ Tiers (RouterConfig.tiers):
   off-topic text higher than the transformer does), the transformer space is computed too and the two spaces'
   similarities, combined as (mpnet + w * static) / (1 + w), decide. The bounds, the floors, the weight and each
   deciding space's thresholds were chosen by cross-validation on the cards' examples (bench/routing_cv.py):
-  there the cascade routes no worse than the transformer alone, and the static tier decides about 70% of
-  the texts.
+  there the cascade routes no worse than the transformer alone, and the static tier decides about three
+  quarters of the texts in the default scope, two thirds in the agent scope.
 Below the deciding space's threshold the fallback card judges the step and the miss is flagged.
 
 Scopes. An item that names a domain routes in that domain's scope. One that names none (auto) is first routed
