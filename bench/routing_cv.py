@@ -35,7 +35,7 @@ import numpy as np
 from common import report
 from scribe_rm.library import admits, load_library
 from scribe_rm.pipeline.embedder import make_embedder
-from scribe_rm.pipeline.router import anchor_texts, fit_index_vectors, joint_vectors
+from scribe_rm.pipeline.router import DEFAULT_SETTING_SCOPES, anchor_texts, fit_index_vectors, joint_vectors
 from scribe_rm.pipeline.token_tuning import fit_token_tuning, mean_vectors
 from scribe_rm.settings import Settings
 
@@ -45,8 +45,9 @@ WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 FALLBACK_SHARE = 0.0142
 FLOOR_QUANTILE = 0.1
 BOUNDS = tuple(round(b, 3) for b in np.arange(0.0, 0.0801, 0.005))
-# the scopes each margin bound setting serves (router.py: "all" shares the default scope's settings)
-BOUND_GROUPS = {"default": ("default", "all"), "agent": ("agent",)}
+# the scopes each group of settings (floor, margin bound) serves, as the router uses them
+BOUND_GROUPS = {"default": DEFAULT_SETTING_SCOPES, "agent": ("agent",)}
+SETTINGS_SCOPE = {scope: group for group, members in BOUND_GROUPS.items() for scope in members}
 
 
 @dataclass(frozen=True)
@@ -179,9 +180,8 @@ def main() -> None:
     alone = {(space, scope): mean_over_seeds(lambda seed: accuracy(
         combined(scope, seed, weight) if space == "static+mpnet" else sims[(space, scope, seed)][0],
         labels[(scope, seed)])) for space in ("mpnet", "static", "static+mpnet") for scope in bound_scopes}
-    floors["all"] = floors["default"]  # as the router does
     curve = {(scope, bound): tuple(np.mean([cascade(sims[("static", scope, seed)][0], combined(scope, seed, weight),
-                                                    labels[(scope, seed)], bound, floors[scope])
+                                                    labels[(scope, seed)], bound, floors[SETTINGS_SCOPE[scope]])
                                             for seed in args.seeds], axis=0))
              for scope in bound_scopes for bound in BOUNDS}
     bounds = {}
@@ -200,7 +200,7 @@ def main() -> None:
     rows += [(f"combination weight w (static), chosen of {WEIGHTS}", weight, f"setting: {settings.route_static_weight}")]
     for (space, scope), value in thresholds.items():
         rows.append((f"threshold {space}, {scope} scope", round(value, 4), None))
-    rows += [(f"static floor, {scope} scope", round(floors[scope], 4), None) for scope in scopes]
+    rows += [(f"static floor, {scope} scope", round(value, 4), None) for scope, value in floors.items()]
     margin_settings = {"default": settings.route_static_margin, "agent": settings.route_static_agent_margin}
     rows += [(f"static margin bound keeping transformer accuracy, scopes: {' + '.join(members)}",
               bounds[group], f"setting: {margin_settings[group]}") for group, members in BOUND_GROUPS.items()]
@@ -218,7 +218,7 @@ def main() -> None:
             "top1_by_layers": {str(k): acc for k, (_, acc) in by_layers.items()}, "layers": chosen_layers,
             "fallback_share": FALLBACK_SHARE,
             "thresholds": {f"{space}/{scope}": t for (space, scope), t in thresholds.items()},
-            "static_floors": {scope: floors[scope] for scope in scopes}, "static_margin_bounds": bounds,
+            "static_floors": floors, "static_margin_bounds": bounds,
             "cascade": {f"{scope}/{b}": {"top1": a, "second_tier_share": s} for (scope, b), (a, s) in curve.items()}},
            args.json_out)
 

@@ -40,11 +40,14 @@ from .errors import UnknownCard
 from .gap_sample import GapSample, GapStep
 from .spaces import Lookup, Space, anchor_texts, fit_card_vectors, fit_index_vectors, joint_vectors
 
-__all__ = ["Candidate", "Route", "RoutedItem", "Router", "RouterConfig", "RoutingCounts", "RoutingItem", "Tiers",
-           "anchor_texts", "fit_card_vectors", "fit_index_vectors", "joint_vectors"]
+__all__ = ["DEFAULT_SETTING_SCOPES", "Candidate", "Route", "RoutedItem", "Router", "RouterConfig", "RoutingCounts",
+           "RoutingItem", "Tiers", "anchor_texts", "fit_card_vectors", "fit_index_vectors", "joint_vectors"]
 
 Tiers = Literal["static+mpnet", "mpnet", "static"]
 Decider = Literal["mpnet", "static", "static+mpnet"]
+# the scopes that use the default settings (thresholds, static floor and margin bound); every other scope (the
+# agent scope, a library's own domains) uses the "agent" ones
+DEFAULT_SETTING_SCOPES = ("default", "all")
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,12 @@ class RouterConfig:
                  "static+mpnet": (self.combined_threshold, self.combined_agent_threshold)}
         default, scoped = pairs[decider]
         return default if default_scope else scoped
+
+    def static_gate(self, default_scope: bool) -> tuple[float, float]:
+        """The (floor, margin bound) a static decision must reach to stand."""
+        if default_scope:
+            return self.static_floor, self.static_margin
+        return self.static_agent_floor, self.static_agent_margin
 
 
 @dataclass(frozen=True)
@@ -301,10 +310,7 @@ class Router:
     def _clear(self, route: Route, domain: Domain | None) -> bool:
         """Whether a static decision stands: its similarity at the floor and its lead over the runner-up at the
         bound (a static fallback never stands: the second tier decides whether the text falls back)."""
-        c = self.config
-        default_scope = scope_of(domain) in ("default", "all")
-        floor = c.static_floor if default_scope else c.static_agent_floor
-        bound = c.static_margin if default_scope else c.static_agent_margin
+        floor, bound = self.config.static_gate(scope_of(domain) in DEFAULT_SETTING_SCOPES)
         margin = route.margin
         return (not route.fallback and route.similarity is not None and route.similarity >= floor
                 and (margin is None or margin >= bound))
@@ -324,7 +330,7 @@ class Router:
 
     def _label(self, name: str) -> str:
         """A bounded metric label: the library's domains and scopes, else "other"."""
-        return name if name in self._known_domains or name in ("default", "all") else "other"
+        return name if name in self._known_domains or name in DEFAULT_SETTING_SCOPES else "other"
 
     def _observe(self, cut: list[str], domains: list[Domain | None], decided: list[Route | ItemFailed]) -> None:
         """Count routing outcomes per domain and offer each distinct text no card fits well to the gap sample."""
@@ -356,7 +362,7 @@ class Router:
                     if len(ranked) == self.config.top_k:
                         break
         alternatives = tuple(ranked)
-        threshold = self.config.threshold_of(decider, default_scope=name in ("default", "all"))
+        threshold = self.config.threshold_of(decider, default_scope=name in DEFAULT_SETTING_SCOPES)
         if not ranked or ranked[0].similarity < threshold:
             top = ranked[0].similarity if ranked else None
             return Route(card=self.fallback, similarity=top, fallback=True, alternatives=alternatives,
