@@ -104,6 +104,8 @@ def main() -> None:
                         help="SCRIBE_ROUTING_TIERS settings to run, each on a fresh service (first: the target)")
     parser.add_argument("--transports", nargs="+", choices=["request", "client"], default=["request", "client"],
                         help="request: the batch in one POST /score; client: as the TRL adapter sends it")
+    parser.add_argument("--without-domain", action="store_true",
+                        help="send the items without their domain: each item's scope is chosen from its steps")
     parser.add_argument("--json-out")
     args = parser.parse_args()
     from scribe_rm.settings import Settings
@@ -111,6 +113,9 @@ def main() -> None:
     rows = step_rows()
     pools = {d: [r["text"] for r in rows if r["domain"] == d] for d in ("math", "tool_use")}
     first, second = batch(pools, args.prompts, 0), batch(pools, args.prompts, 1)
+    if args.without_domain:
+        for item in first + second:
+            del item["domain"]
     steps = sum(len(item["steps"]) for item in first)
     distinct = list(dict.fromkeys(s["text"] for item in first for s in item["steps"]))
     new_in_second = {s["text"] for item in second for s in item["steps"]} - set(distinct)

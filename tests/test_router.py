@@ -192,22 +192,20 @@ async def test_the_static_tier_decides_clear_texts_and_the_second_tier_the_rest(
     assert (counts.hits, counts.misses, counts.second_tier) == (2, 0, 1)
 
 
-async def test_each_scope_group_sends_texts_to_the_second_tier_by_its_own_margin_bound(library, embedder,
-                                                                                      static_embedder, settings):
-    """The default scope (and every card) and the agent scope each have their bound: a text that the static
-    tier decides clearly in one scope still goes to the second tier in a scope whose bound it misses."""
+async def test_each_scope_sends_texts_to_the_second_tier_by_its_own_margin_bound(library, embedder, static_embedder,
+                                                                                settings):
+    """The default scope, the agent scope and the scope of every card each have their bound: a text that the
+    static tier decides clearly in one scope still goes to the second tier in the scopes whose bound it misses."""
     text = "Ask the user to confirm before deleting the files."  # static similarity above every scope's floor
-    decided = {}
-    for default_bound, agent_bound in ((0.0, 1.0), (1.0, 0.0)):
-        config = settings.model_copy(update={"route_static_margin": default_bound,
-                                             "route_static_agent_margin": agent_bound}).router_config()
+    bounds = {"tool_use": "route_static_margin", "agent": "route_static_agent_margin", "*": "route_static_all_margin"}
+    for open_scope in bounds:  # that scope's bound is 0, every other scope's 1
+        config = settings.model_copy(update={name: 0.0 if domain == open_scope else 1.0
+                                             for domain, name in bounds.items()}).router_config()
         router = Router(library, embedder, config, static_embedder=static_embedder)
         router.build_sync()
-        for domain in ("tool_use", "agent", "*"):
-            (decided[(default_bound, domain)],) = await router.route([text], [domain])
-    ways = {key: route.decided_by for key, route in decided.items()}
-    assert ways == {(0.0, "tool_use"): "static", (0.0, "agent"): "static+mpnet", (0.0, "*"): "static",
-                    (1.0, "tool_use"): "static+mpnet", (1.0, "agent"): "static", (1.0, "*"): "static+mpnet"}, ways
+        routes = await router.route([text] * 3, list(bounds))
+        ways = {domain: route.decided_by for domain, route in zip(bounds, routes)}
+        assert ways == {domain: "static" if domain == open_scope else "static+mpnet" for domain in bounds}, ways
 
 
 async def test_each_tier_setting_routes_alone_or_combined(library, embedder, static_embedder, settings):

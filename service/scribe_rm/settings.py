@@ -103,10 +103,12 @@ class Settings(BaseSettings):
     route_static_agent_threshold: float = Field(0.088, ge=-1, le=1)
     route_combined_threshold: float = Field(0.107, ge=-1, le=1)
     route_combined_agent_threshold: float = Field(0.088, ge=-1, le=1)
-    # below this lead of the best card, the second tier decides (default scope and every card; then agent and
-    # own-domain scopes): each the smallest bound keeping the transformer's accuracy in CV (bench/routing_cv.py)
-    route_static_margin: float = Field(0.025, ge=0)
-    route_static_agent_margin: float = Field(0.04, ge=0)
+    # below this lead of the best card, the second tier decides (default scope; agent and own-domain scopes;
+    # every card, where items without a domain are routed first): each the smallest bound with which the
+    # cascade keeps the transformer's CV accuracy on each domain's cards in that scope (bench/routing_cv.py)
+    route_static_margin: float = Field(0.02, ge=0)
+    route_static_agent_margin: float = Field(0.065, ge=0)
+    route_static_all_margin: float = Field(0.045, ge=0)
     route_static_floor: float = Field(0.128, ge=-1, le=1)  # ... and below this static similarity (default scope)
     route_static_agent_floor: float = Field(0.116, ge=-1, le=1)  # ... (agent and own-domain scopes)
     route_static_weight: float = Field(0.25, ge=0)  # weight of the static similarities in the second tier
@@ -249,7 +251,8 @@ class Settings(BaseSettings):
             static_threshold=self.route_static_threshold, static_agent_threshold=self.route_static_agent_threshold,
             combined_threshold=self.route_combined_threshold,
             combined_agent_threshold=self.route_combined_agent_threshold, static_margin=self.route_static_margin,
-            static_agent_margin=self.route_static_agent_margin, static_floor=self.route_static_floor,
+            static_agent_margin=self.route_static_agent_margin,
+            static_all_margin=self.route_static_all_margin, static_floor=self.route_static_floor,
             static_agent_floor=self.route_static_agent_floor,
             static_weight=self.route_static_weight, static_tuning_steps=self.route_static_tuning_steps,
             static_tuning_l2=self.route_static_tuning_l2, scope_min_share=self.route_scope_min_share,

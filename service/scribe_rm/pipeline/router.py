@@ -10,8 +10,9 @@ Tiers (RouterConfig.tiers):
   off-topic text higher than the transformer does), the transformer space is computed too and the two spaces'
   similarities, combined as (mpnet + w * static) / (1 + w), decide. The bounds, the floors, the weight and each
   deciding space's thresholds were chosen by cross-validation on the cards' examples (bench/routing_cv.py):
-  there the cascade routes no worse than the transformer alone, and the static tier decides about three
-  quarters of the texts in the default scope, two thirds in the agent scope.
+  there the cascade routes each domain's cards no worse than the transformer alone, and the static tier
+  decides about four fifths of the texts in the default scope, half in the agent scope and three fifths over
+  every card.
 Below the deciding space's threshold the fallback card judges the step and the miss is flagged.
 
 Scopes. An item that names a domain routes in that domain's scope. One that names none (auto) is first routed
@@ -45,8 +46,8 @@ __all__ = ["DEFAULT_SETTING_SCOPES", "Candidate", "Route", "RoutedItem", "Router
 
 Tiers = Literal["static+mpnet", "mpnet", "static"]
 Decider = Literal["mpnet", "static", "static+mpnet"]
-# the scopes that use the default settings (thresholds, static floor and margin bound); every other scope (the
-# agent scope, a library's own domains) uses the "agent" ones
+# the scopes that use the default thresholds and static floor; every other scope (the agent scope, a library's
+# own domains) uses the "agent" ones. The static margin bound is the scope's own (RouterConfig.static_gate).
 DEFAULT_SETTING_SCOPES = ("default", "all")
 
 
@@ -61,8 +62,9 @@ class RouterConfig:
     static_agent_threshold: float = 0.088
     combined_threshold: float = 0.107
     combined_agent_threshold: float = 0.088
-    static_margin: float = 0.025  # static+mpnet: below this lead over the runner-up, the second tier decides ...
-    static_agent_margin: float = 0.04  # ... (in the agent and own-domain scopes)
+    static_margin: float = 0.02  # static+mpnet: below this lead over the runner-up, the second tier decides ...
+    static_agent_margin: float = 0.065  # ... (in the agent and own-domain scopes)
+    static_all_margin: float = 0.045  # ... (over every card: items without a domain)
     static_floor: float = 0.128  # static+mpnet: below this static similarity too (default scope) ...
     static_agent_floor: float = 0.116  # ... and in the other scopes
     static_weight: float = 0.25  # static+mpnet: weight of the static similarities in the second tier
@@ -89,11 +91,11 @@ class RouterConfig:
         default, scoped = pairs[decider]
         return default if default_scope else scoped
 
-    def static_gate(self, default_scope: bool) -> tuple[float, float]:
-        """The (floor, margin bound) a static decision must reach to stand."""
-        if default_scope:
-            return self.static_floor, self.static_margin
-        return self.static_agent_floor, self.static_agent_margin
+    def static_gate(self, scope: str) -> tuple[float, float]:
+        """The (floor, margin bound) a static decision in `scope` must reach to stand."""
+        floor = self.static_floor if scope in DEFAULT_SETTING_SCOPES else self.static_agent_floor
+        bounds = {"default": self.static_margin, "all": self.static_all_margin}
+        return floor, bounds.get(scope, self.static_agent_margin)
 
 
 @dataclass(frozen=True)
@@ -310,7 +312,7 @@ class Router:
     def _clear(self, route: Route, domain: Domain | None) -> bool:
         """Whether a static decision stands: its similarity at the floor and its lead over the runner-up at the
         bound (a static fallback never stands: the second tier decides whether the text falls back)."""
-        floor, bound = self.config.static_gate(scope_of(domain) in DEFAULT_SETTING_SCOPES)
+        floor, bound = self.config.static_gate(scope_of(domain))
         margin = route.margin
         return (not route.fallback and route.similarity is not None and route.similarity >= floor
                 and (margin is None or margin >= bound))
