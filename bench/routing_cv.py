@@ -71,22 +71,30 @@ def fold_similarities(embedded: dict[str, np.ndarray], cards, folds: int, seed: 
     for fold in range(folds):
         train = [(k, t) for k, t, f in examples if f != fold] + always
         test = [(k, t) for k, t, f in examples if f == fold]
-        texts, train_labels = [t for _, t in train], np.array([k for k, _ in train])
-        if tuning is None:
-            vectors, tfidf = fit_index_vectors(np.stack([embedded[t] for t in texts]), texts, train_labels,
-                                               len(cards), train_steps, lexical_weight)
-            queries = np.stack([embedded[t] for _, t in test])
-        else:
-            card_vectors, corrections = fit_token_tuning(tuning.table, [tuning.token_ids[t] for t in texts],
-                                                         train_labels, len(cards), tuning.steps, tuning.l2)
-            vectors, tfidf = fit_index_vectors(None, texts, train_labels, len(cards), train_steps, lexical_weight,
-                                               card_vectors)
-            queries = mean_vectors(tuning.table, [tuning.token_ids[t] for _, t in test], corrections)
-        if tfidf is not None:
-            queries = joint_vectors(queries, tfidf.transform([t for _, t in test]).toarray(), lexical_weight)
-        sims.append(queries @ vectors.T)
+        sims.append(similarities(embedded, len(cards), train, [t for _, t in test], train_steps, lexical_weight,
+                                 tuning))
         labels += [k for k, _ in test]
     return np.vstack(sims), np.array(labels)
+
+
+def similarities(embedded: dict[str, np.ndarray], n_cards: int, train: list[tuple[int, str]], queries: list[str],
+                 train_steps: int, lexical_weight: float, tuning: Tuning | None = None) -> np.ndarray:
+    """The queries' similarity to each card, its vector (and the token corrections, if `tuning`) fitted on
+    `train`: (card index, text) pairs, as the router fits them on the anchors."""
+    texts, train_labels = [t for _, t in train], np.array([k for k, _ in train])
+    if tuning is None:
+        vectors, tfidf = fit_index_vectors(np.stack([embedded[t] for t in texts]), texts, train_labels, n_cards,
+                                           train_steps, lexical_weight)
+        query_vectors = np.stack([embedded[t] for t in queries])
+    else:
+        card_vectors, corrections = fit_token_tuning(tuning.table, [tuning.token_ids[t] for t in texts],
+                                                     train_labels, n_cards, tuning.steps, tuning.l2)
+        vectors, tfidf = fit_index_vectors(None, texts, train_labels, n_cards, train_steps, lexical_weight,
+                                           card_vectors)
+        query_vectors = mean_vectors(tuning.table, [tuning.token_ids[t] for t in queries], corrections)
+    if tfidf is not None:
+        query_vectors = joint_vectors(query_vectors, tfidf.transform(queries).toarray(), lexical_weight)
+    return query_vectors @ vectors.T
 
 
 def accuracy(sims: np.ndarray, labels: np.ndarray) -> float:

@@ -83,6 +83,24 @@ def test_routing_cv_routes_held_out_examples_far_above_chance(tmp_path):
 
 
 @pytest.mark.model
+def test_scope_vote_cv_routes_one_step_items_with_and_without_their_domain(tmp_path):
+    result = run_bench(tmp_path, "scope_vote_cv.py", "--folds", "3", "--seeds", "0")
+    top1 = result["top1"]
+    assert set(top1) == {f"{tiers}, {way}" for tiers in ("mpnet", "static+mpnet")
+                         for way in ("without domain", "with domain")}
+    for key, by_domain in top1.items():
+        assert set(by_domain) == {"agent", "math", "tool_use", "every domain"}, key
+        # 35 routable cards: chance is ~0.03
+        assert all(0.6 < a <= 1.0 for a in by_domain.values()), (key, by_domain)
+        assert min(by_domain.values()) <= by_domain["every domain"] <= max(by_domain.values())
+    # naming the domain narrows the cards a step competes with: it never routes agent cards' examples worse
+    # than the step's one-step vote does
+    for tiers in ("mpnet", "static+mpnet"):
+        assert top1[f"{tiers}, with domain"]["agent"] >= top1[f"{tiers}, without domain"]["agent"], top1
+    assert result["bounds"] == {"default": 0.02, "agent": 0.065, "all": 0.045}  # the settings' defaults
+
+
+@pytest.mark.model
 @pytest.mark.vllm
 @pytest.mark.skipif(not VLLM_URL, reason="needs a vLLM server: run scripts/test.sh (SCRIBE_TEST_VLLM_URL)")
 def test_naive_judge_bench_judges_every_step_both_ways(tmp_path):

@@ -1,0 +1,125 @@
+"""Cross-validated routing of items sent without a domain (issue 24), on the cards' own example subgoals only:
+each example is a one-step item routed as the router routes it (over every card first, its step's vote for
+a scope, then the route in that scope), and with its card's domain given instead (the scope and the domain's
+cards). Per card domain, for the transformer alone and for the default tiers at the configured thresholds,
+floors and margin bounds (SCRIBE_* settings), so the two can be compared where the held-out sets cannot be
+read. Folds are dealt once over every card, so that an example is held out of every scope's fit alike.
+
+    .venv/bin/python bench/scope_vote_cv.py --json-out bench/results/scope_vote_cv.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+import numpy as np
+
+from common import report
+from routing_cv import Tuning, mean_by_key, similarities
+from scribe_rm.library import EVERY_CARD, admits, domain_of_scope, home_scope, load_library, scope_of
+from scribe_rm.pipeline.embedder import make_embedder
+from scribe_rm.pipeline.router import DEFAULT_SETTING_SCOPES, RouterConfig, anchor_texts
+from scribe_rm.settings import Settings
+
+SCOPES = {"default": None, "agent": "agent", "all": EVERY_CARD}  # the router's scopes, by the domain naming them
+
+
+class FoldRouter:
+    """One fold's similarities of its held-out examples in each space and scope, decided as Router does."""
+
+    def __init__(self, config: RouterConfig, domains: list[str], members: dict[str, list[int]],
+                 sims: dict[tuple[str, str], np.ndarray]):
+        self.config, self.domains, self.members, self.sims = config, domains, members, sims
+
+    def route(self, i: int, domain: str | None, tiers: str) -> int:
+        """Example i's card index (-1: the fallback) in the scope of `domain`, among the cards it admits."""
+        scope = scope_of(domain)
+        default = scope in DEFAULT_SETTING_SCOPES
+        allowed = np.array([admits(domain, self.domains[k]) for k in self.members[scope]])
+        mpnet, static = (np.where(allowed, self.sims[(space, scope)][i], -np.inf) for space in ("mpnet", "static"))
+        if tiers == "mpnet":
+            return self._decide(mpnet, scope, self.config.threshold_of("mpnet", default))
+        floor, bound = self.config.static_gate(scope)
+        ranked = np.sort(static)
+        if ranked[-1] >= max(floor, self.config.threshold_of("static", default)) and ranked[-1] - ranked[-2] >= bound:
+            return self.members[scope][int(static.argmax())]
+        combined = (mpnet + self.config.static_weight * static) / (1 + self.config.static_weight)
+        return self._decide(combined, scope, self.config.threshold_of("static+mpnet", default))
+
+    def _decide(self, row: np.ndarray, scope: str, threshold: float) -> int:
+        best = int(row.argmax())
+        return self.members[scope][best] if row[best] >= threshold else -1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
+    parser.add_argument("--json-out")
+    args = parser.parse_args()
+
+    settings = Settings()
+    config = settings.model_copy(update={"routing_tiers": "static+mpnet"}).router_config()
+    library = load_library(settings.library_dir, settings.fallback_card_id)
+    cards = [card for card in library.cards.values() if card.id != settings.fallback_card_id]
+    domains = [card.domain for card in cards]
+    members = {scope: [k for k, card in enumerate(cards) if admits(domain, card.domain)]
+               for scope, domain in SCOPES.items()}
+    texts = [text for card in cards for text in anchor_texts(card)]  # the router's order: shares its cache
+    embedder = make_embedder(settings.embedder_config())
+    embedder.load()
+    static_embedder = make_embedder(settings.model_copy(update={"routing_tiers": "static"}).static_embedder_config())
+    static_embedder.load()
+    embedded = {"mpnet": dict(zip(texts, embedder.encode_cached_sync(texts, settings.anchor_cache_dir))), "static": {}}
+    tunings: dict[str, Tuning | None] = {"mpnet": None, "static": None}
+    if settings.route_static_tuning_steps:
+        tunings["static"] = Tuning(static_embedder.token_table(), dict(zip(texts, static_embedder.token_ids_sync(texts))),
+                                   settings.route_static_tuning_steps, settings.route_static_tuning_l2)
+    else:
+        embedded["static"] = dict(zip(texts, static_embedder.encode_sync(texts)))
+
+    ways = [(tiers, way) for tiers in ("mpnet", "static+mpnet") for way in ("without domain", "with domain")]
+    right: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
+    for seed in args.seeds:
+        rng = np.random.default_rng(seed)
+        examples = [(k, text, rng.integers(args.folds)) for k, card in enumerate(cards) for text in card.examples]
+        hits: dict[tuple[str, str, str], list[bool]] = defaultdict(list)
+        for fold in range(args.folds):
+            test = [(k, t) for k, t, f in examples if f == fold]
+            sims = {}
+            for scope, scope_cards in members.items():
+                index = {k: j for j, k in enumerate(scope_cards)}
+                train = [(index[k], t) for k, t, f in examples if f != fold and k in index] + \
+                        [(index[k], t) for k in scope_cards for t in (cards[k].name, cards[k].when_to_use)]
+                for space in ("mpnet", "static"):
+                    sims[(space, scope)] = similarities(embedded[space], len(scope_cards), train, [t for _, t in test],
+                                                        settings.route_train_steps, settings.route_lexical_weight,
+                                                        tunings[space])
+            router = FoldRouter(config, domains, members, sims)
+            for i, (k, _) in enumerate(test):
+                for tiers, way in ways:
+                    if way == "with domain":
+                        card = router.route(i, domains[k], tiers)
+                    else:  # one step: its vote alone picks the scope (tool-use and general cards do not vote)
+                        voted = router.route(i, EVERY_CARD, tiers)
+                        scope = home_scope(domains[voted]) if voted >= 0 else None
+                        card = router.route(i, domain_of_scope(scope) if scope else None, tiers)
+                    hits[(tiers, way, domains[k])].append(card == k)
+                    hits[(tiers, way, "every domain")].append(card == k)
+        for tiers, way in ways:
+            right[(tiers, way)].append({domain: float(np.mean(hits[(tiers, way, domain)]))
+                                        for domain in sorted(set(domains)) + ["every domain"]})
+    top1 = {f"{tiers}, {way}": mean_by_key(runs) for (tiers, way), runs in right.items()}
+    rows = [(f"top-1 {key}", ", ".join(f"{d} {a:.4f}" for d, a in by_domain.items()), None)
+            for key, by_domain in top1.items()]
+    report(f"One-step items with and without a domain, {args.folds}-fold CV x seeds {args.seeds} on "
+           f"{len(examples)} card examples (margin bounds default / agent / every card: {config.static_margin} / "
+           f"{config.static_agent_margin} / {config.static_all_margin})", rows,
+           {"folds": args.folds, "seeds": args.seeds, "top1": top1,
+            "bounds": {"default": config.static_margin, "agent": config.static_agent_margin,
+                       "all": config.static_all_margin}}, args.json_out)
+
+
+if __name__ == "__main__":
+    main()
