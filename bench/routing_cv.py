@@ -48,7 +48,8 @@ FALLBACK_SHARE = 0.0142
 FLOOR_QUANTILE = 0.1
 BOUNDS = tuple(round(b, 3) for b in np.arange(0.0, 0.0801, 0.005))
 # the scope whose floor each calibrated scope uses, as the router chooses it
-FLOOR_SCOPE = {scope: "default" if scope in DEFAULT_SETTING_SCOPES else "agent" for scope in ("default", "agent", "all")}
+FLOOR_SCOPE = {scope: "default" if scope in DEFAULT_SETTING_SCOPES else "agent"
+               for scope in ("default", "agent", "all")}
 
 
 @dataclass(frozen=True)

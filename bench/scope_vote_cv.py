@@ -74,8 +74,9 @@ def main() -> None:
     embedded = {"mpnet": dict(zip(texts, embedder.encode_cached_sync(texts, settings.anchor_cache_dir))), "static": {}}
     tunings: dict[str, Tuning | None] = {"mpnet": None, "static": None}
     if settings.route_static_tuning_steps:
-        tunings["static"] = Tuning(static_embedder.token_table(), dict(zip(texts, static_embedder.token_ids_sync(texts))),
-                                   settings.route_static_tuning_steps, settings.route_static_tuning_l2)
+        token_ids = dict(zip(texts, static_embedder.token_ids_sync(texts)))
+        tunings["static"] = Tuning(static_embedder.token_table(), token_ids, settings.route_static_tuning_steps,
+                                   settings.route_static_tuning_l2)
     else:
         embedded["static"] = dict(zip(texts, static_embedder.encode_sync(texts)))
 
