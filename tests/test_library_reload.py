@@ -208,6 +208,31 @@ def test_gaps_cluster_planted_off_library_steps_into_their_groups(library_dir):
         assert counted._value.get() - before == 18
 
 
+async def test_the_gaps_embed_each_sampled_text_once_across_calls():
+    """GET /library/gaps clusters with the whole model, whose vectors routing does not compute: the first call
+    embeds the sample, later calls only texts sampled since."""
+    from scribe_rm.induction.gaps import cluster_gaps
+
+    sample = GapSample(size=50, margin=0.02)
+    for text in PLANTED["baking"] + PLANTED["sailing"]:
+        sample.offer(GapStep(text, "hobbies", "fallback", None, None, None))
+    embedded = []
+
+    class CountingEmbedder:
+        executor = None
+
+        def encode_sync(self, texts):
+            embedded.append(list(texts))
+            return np.random.default_rng(len(embedded)).normal(size=(len(texts), 8)).astype(np.float32)
+
+    for _ in range(2):
+        report = await cluster_gaps(sample, CountingEmbedder(), "hobbies", 3, 4, 500)
+        assert report["sampled"] == 12
+    sample.offer(GapStep(PLANTED["gardening"][0], "hobbies", "fallback", None, None, None))
+    await cluster_gaps(sample, CountingEmbedder(), "hobbies", 3, 4, 500)
+    assert [len(texts) for texts in embedded] == [12, 1], embedded
+
+
 def test_gap_sampling_can_be_switched_off(library_dir):
     with service(library_dir, gap_sample_size=0) as url:
         httpx.post(f"{url}/route", json={"items": [{"text": "Proof the dough.", "domain": "hobbies"}]}, timeout=60)

@@ -36,7 +36,9 @@ async def cluster_gaps(sample: GapSample, embedder: Embedder, domain: str | None
     found = {step.text: vector for step, vector in entries if vector is not None}  # embedded when routed, mostly
     missing = list(dict.fromkeys(step.text for step in steps if step.text not in found))
     if missing:
-        found.update(zip(missing, await loop.run_in_executor(embedder.executor, embedder.encode_sync, missing)))
+        embedded = dict(zip(missing, await loop.run_in_executor(embedder.executor, embedder.encode_sync, missing)))
+        sample.remember(embedded)
+        found.update(embedded)
     vectors = np.stack([found[step.text] for step in steps])
     # bounded for an HTTP answer: k chosen on a subsample, 3 restarts instead of induction's 10
     clustering = await loop.run_in_executor(None, partial(cluster_vectors, vectors, min_size, max_k, restarts=3,

@@ -63,6 +63,14 @@ class GapSample:
                 if slot < self.size:
                     kept[slot] = (step, vector)
 
+    def remember(self, vectors: dict[str, np.ndarray]) -> None:
+        """Keep the vectors GET /library/gaps computed for kept texts: each is embedded once, not per call."""
+        with self._lock:
+            for kept in self._kept.values():
+                for j, (step, vector) in enumerate(kept):
+                    if vector is None and step.text in vectors:
+                        kept[j] = (step, vectors[step.text])
+
     def entries(self, domain: str | None = None) -> list[tuple[GapStep, np.ndarray | None]]:
         with self._lock:
             if domain is not None:
