@@ -98,6 +98,18 @@ def similarities(embedded: dict[str, np.ndarray], n_cards: int, train: list[tupl
     return query_vectors @ vectors.T
 
 
+def static_space(settings: Settings, texts: list[str]) -> tuple[dict[str, np.ndarray], Tuning | None]:
+    """The static tier's view of the texts, as the router fits it: its token corrections' inputs when it fits
+    them (vectors then depend on the fold), else each text's vector."""
+    static_embedder = make_embedder(settings.model_copy(update={"routing_tiers": "static"}).static_embedder_config())
+    static_embedder.load()
+    if settings.route_static_tuning_steps:
+        token_ids = dict(zip(texts, static_embedder.token_ids_sync(texts)))
+        return {}, Tuning(static_embedder.token_table(), token_ids, settings.route_static_tuning_steps,
+                          settings.route_static_tuning_l2)
+    return dict(zip(texts, static_embedder.encode_sync(texts))), None
+
+
 def accuracy(sims: np.ndarray, labels: np.ndarray) -> float:
     return float((sims.argmax(axis=1) == labels).mean())
 
@@ -165,16 +177,9 @@ def main() -> None:
     standard_error = float(np.sqrt(best * (1 - best) / n_routed))
     chosen_layers = min((k for k, a in layer_accuracy.items() if a >= best - standard_error),
                         key=lambda k: k or 10**6)  # 0 (all) counts as the most
-    static_embedder = make_embedder(settings.model_copy(update={"routing_tiers": "static"}).static_embedder_config())
-    static_embedder.load()
-    embedded = {"mpnet": by_layers[chosen_layers][0], "static": {}}
-    tunings = {"mpnet": None, "static": None}
-    if settings.route_static_tuning_steps:
-        token_ids = dict(zip(texts, static_embedder.token_ids_sync(texts)))
-        tunings["static"] = Tuning(static_embedder.token_table(), token_ids, settings.route_static_tuning_steps,
-                                   settings.route_static_tuning_l2)
-    else:
-        embedded["static"] = dict(zip(texts, static_embedder.encode_sync(texts)))
+    static_vectors, static_tuning = static_space(settings, texts)
+    embedded = {"mpnet": by_layers[chosen_layers][0], "static": static_vectors}
+    tunings = {"mpnet": None, "static": static_tuning}
 
     lexical_sweep = {w: float(np.mean([accuracy(*fold_similarities(embedded["mpnet"], scopes["default"], args.folds,
                                                                     seed, steps, w)) for seed in args.seeds]))

@@ -16,7 +16,7 @@ from collections import defaultdict
 import numpy as np
 
 from common import report
-from routing_cv import Tuning, mean_by_key, similarities
+from routing_cv import Tuning, mean_by_key, similarities, static_space
 from scribe_rm.library import EVERY_CARD, admits, domain_of_scope, home_scope, load_library, scope_of
 from scribe_rm.pipeline.embedder import make_embedder
 from scribe_rm.pipeline.router import DEFAULT_SETTING_SCOPES, RouterConfig, anchor_texts
@@ -69,16 +69,10 @@ def main() -> None:
     texts = [text for card in cards for text in anchor_texts(card)]  # the router's order: shares its cache
     embedder = make_embedder(settings.embedder_config())
     embedder.load()
-    static_embedder = make_embedder(settings.model_copy(update={"routing_tiers": "static"}).static_embedder_config())
-    static_embedder.load()
-    embedded = {"mpnet": dict(zip(texts, embedder.encode_cached_sync(texts, settings.anchor_cache_dir))), "static": {}}
-    tunings: dict[str, Tuning | None] = {"mpnet": None, "static": None}
-    if settings.route_static_tuning_steps:
-        token_ids = dict(zip(texts, static_embedder.token_ids_sync(texts)))
-        tunings["static"] = Tuning(static_embedder.token_table(), token_ids, settings.route_static_tuning_steps,
-                                   settings.route_static_tuning_l2)
-    else:
-        embedded["static"] = dict(zip(texts, static_embedder.encode_sync(texts)))
+    static_vectors, static_tuning = static_space(settings, texts)
+    embedded = {"mpnet": dict(zip(texts, embedder.encode_cached_sync(texts, settings.anchor_cache_dir))),
+                "static": static_vectors}
+    tunings: dict[str, Tuning | None] = {"mpnet": None, "static": static_tuning}
 
     ways = [(tiers, way) for tiers in ("mpnet", "static+mpnet") for way in ("without domain", "with domain")]
     right: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
