@@ -94,8 +94,9 @@ class RouterConfig:
     def static_gate(self, scope: str) -> tuple[float, float]:
         """The (floor, margin bound) a static decision in `scope` must reach to stand."""
         floor = self.static_floor if scope in DEFAULT_SETTING_SCOPES else self.static_agent_floor
-        bounds = {"default": self.static_margin, "all": self.static_all_margin}
-        return floor, bounds.get(scope, self.static_agent_margin)
+        if scope == "default":
+            return floor, self.static_margin
+        return floor, self.static_all_margin if scope == "all" else self.static_agent_margin
 
 
 @dataclass(frozen=True)
