@@ -1,9 +1,9 @@
 """Cross-validated routing of items sent without a domain (issue 24), on the cards' own example subgoals only:
-each example is a one-step item routed as the router routes it (over every card first, its step's vote for
-a scope, then the route in that scope), and with its card's domain given instead (the scope and the domain's
-cards). Per card domain, for the transformer alone and for the default tiers at the configured thresholds,
-floors and margin bounds (SCRIBE_* settings), so the two can be compared where the held-out sets cannot be
-read. Folds are dealt once over every card, so that an example is held out of every scope's fit alike.
+each example is a one-step item routed as the router routes it (over every card: a one-step item keeps that
+route), with its card's domain given instead (the scope and the domain's cards), and as the router routed it
+before (its step's route over every card votes for a scope, then the route in that scope). Per card domain,
+for the transformer alone and for the default tiers at the configured thresholds, floors and margin bounds
+(SCRIBE_* settings), so the ways can be compared where the held-out sets cannot be read. Folds are dealt once over every card, so that an example is held out of every scope's fit alike.
 
     .venv/bin/python bench/scope_vote_cv.py --json-out bench/results/scope_vote_cv.json
 """
@@ -74,7 +74,8 @@ def main() -> None:
                 "static": static_vectors}
     tunings: dict[str, Tuning | None] = {"mpnet": None, "static": static_tuning}
 
-    ways = [(tiers, way) for tiers in ("mpnet", "static+mpnet") for way in ("without domain", "with domain")]
+    ways = [(tiers, way) for tiers in ("mpnet", "static+mpnet")
+            for way in ("without domain", "with domain", "in the voted scope")]
     right: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     for seed in args.seeds:
         rng = np.random.default_rng(seed)
@@ -96,7 +97,9 @@ def main() -> None:
                 for tiers, way in ways:
                     if way == "with domain":
                         card = router.route(i, domains[k], tiers)
-                    else:  # one step: its vote alone picks the scope (tool-use and general cards do not vote)
+                    elif way == "without domain":
+                        card = router.route(i, EVERY_CARD, tiers)
+                    else:  # its one step's vote picks the scope (tool-use and general cards do not vote)
                         voted = router.route(i, EVERY_CARD, tiers)
                         scope = home_scope(domains[voted]) if voted >= 0 else None
                         card = router.route(i, domain_of_scope(scope) if scope else None, tiers)

@@ -212,7 +212,7 @@ def test_an_item_without_a_domain_is_routed_in_the_scope_its_steps_point_to(clie
     assert (given["scope"], given["scope_source"]) == ("agent", "given")
     assert [s["prototype_id"] for s in auto["steps"]] == [s["prototype_id"] for s in given["steps"]]
     routed = client.post("/route", json={"items": [{"text": "Factor 84 into primes."}]}).json()["results"][0]
-    assert (routed["scope"], routed["scope_source"]) == ("default", "auto")
+    assert (routed["scope"], routed["scope_source"]) == ("all", "auto")  # one step: its route over every card
     metrics = client.get("/metrics").text
     assert 'scribe_route_scopes_total{scope="agent",source="auto"}' in metrics
     assert 'scribe_route_scopes_total{scope="agent",source="given"}' in metrics

@@ -88,14 +88,14 @@ def test_scope_vote_cv_routes_one_step_items_with_and_without_their_domain(tmp_p
     result = run_bench(tmp_path, "scope_vote_cv.py", "--folds", "3", "--seeds", "0")
     top1 = result["top1"]
     assert set(top1) == {f"{tiers}, {way}" for tiers in ("mpnet", "static+mpnet")
-                         for way in ("without domain", "with domain")}
+                         for way in ("without domain", "with domain", "in the voted scope")}
     for key, by_domain in top1.items():
         assert set(by_domain) == {"agent", "math", "tool_use", "every domain"}, key
         # 35 routable cards: chance is ~0.03
         assert all(0.6 < a <= 1.0 for a in by_domain.values()), (key, by_domain)
         assert min(by_domain.values()) <= by_domain["every domain"] <= max(by_domain.values())
     # naming the domain narrows the cards a step competes with: it never routes agent cards' examples worse
-    # than the step's one-step vote does
+    # than routing over every card does
     for tiers in ("mpnet", "static+mpnet"):
         assert top1[f"{tiers}, with domain"]["agent"] >= top1[f"{tiers}, without domain"]["agent"], top1
     settings = Settings()  # the script routes at the service's own bounds

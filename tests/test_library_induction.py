@@ -249,7 +249,7 @@ async def test_own_domain_cards_route_only_for_their_domain(tmp_path, settings, 
     assert {c.card_id for c in own.alternatives} == {card.id}  # its scope holds its domain's cards only
     for other in (math, tools):
         assert card.id not in {other.card.id} | {c.card_id for c in other.alternatives}
-    (auto,) = await router.route_items([RoutingItem([text])])  # no domain: its steps point to the domain's scope
+    (auto,) = await router.route_items([RoutingItem([text, text])])  # no domain: its steps vote for its scope
     assert (auto.scope, auto.routes[0].card.id) == ("data_analysis", card.id)
 
 

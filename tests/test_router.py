@@ -78,8 +78,10 @@ async def test_agent_cards_are_candidates_only_in_the_agent_scope(router):
     text = "Before I can help, please tell me the email address on your account so I can verify it's you."
     (agent,) = await router.route([text], ["agent"])
     assert agent.card.id == "agent.user_authentication"
-    (auto,) = await router.route_items([RoutingItem([text])])  # no domain: the scope is chosen from the text
-    assert (auto.scope, auto.scope_source) == ("agent", "auto") and auto.routes[0].card.id == agent.card.id
+    (auto,) = await router.route_items([RoutingItem([text])])  # no domain, one step: routed over every card
+    assert (auto.scope, auto.scope_source) == ("all", "auto") and auto.routes[0].card.id == agent.card.id
+    (voted,) = await router.route_items([RoutingItem([text, text + " Thank you."])])  # two steps: their votes
+    assert (voted.scope, voted.scope_source) == ("agent", "auto") and voted.routes[0].card.id == agent.card.id
     for domain in ("tool_use", "math"):
         (other,) = await router.route([text], [domain])
         assert not other.card.id.startswith("agent.")
@@ -100,7 +102,8 @@ async def test_agent_cards_leave_routing_outside_their_scope_unchanged(library, 
     full = Router(library, embedder, settings.router_config(), static_embedder=static_embedder)
     full.build_sync()
     texts = [row["text"] for row in load_labelled(DEFAULT_SET)[:40]]
-    for a, b in zip(await plain.route(texts), await full.route(texts)):
+    default_scope = [None] * len(texts)
+    for a, b in zip(await plain.route_in(texts, default_scope), await full.route_in(texts, default_scope)):
         assert a.card.id == b.card.id
         assert [c.card_id for c in a.alternatives] == [c.card_id for c in b.alternatives]
         assert a.similarity == pytest.approx(b.similarity, abs=2e-3)

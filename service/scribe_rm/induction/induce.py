@@ -18,10 +18,11 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import normalize
 
 from ..blocks.clustering import Clustering, by_centrality, cluster_vectors
+from ..blocks.microbatch import ItemFailed
 from ..library import MIN_EXAMPLES, Card, CardError, Provenance
 from ..pipeline.engine import Engine
 from ..pipeline.judges import JudgeError
-from ..pipeline.router import Route
+from ..pipeline.router import Route, Router, RoutingItem
 from ..pipeline.schemas import ScoreItem, SplitOptions
 from ..pipeline.segment import policy_of
 from .decompose import DecomposeCounts, Unit, decompose
@@ -131,6 +132,20 @@ def distinct_steps(units: list[Unit], chosen: list[int]) -> list[DistinctStep]:
     return [DistinctStep(units[members[0]].routing_text, tuple(members)) for members in groups.values()]
 
 
+async def route_by_item(router: Router, units: list[Unit]) -> list[Route | ItemFailed]:
+    """Each unit's route as /score would route its step: together with its item's other steps, whose votes
+    choose the item's scope when it names no domain."""
+    by_item: dict[str, list[int]] = {}
+    for i, unit in enumerate(units):
+        by_item.setdefault(unit.item_id, []).append(i)
+    routed = await router.route_items([RoutingItem([units[i].routing_text for i in members], units[members[0]].domain)
+                                       for members in by_item.values()])
+    routes: dict[int, Route | ItemFailed] = {}
+    for members, item in zip(by_item.values(), routed):
+        routes.update(zip(members, item.routes))
+    return [routes[i] for i in range(len(units))]
+
+
 async def induce(engine: Engine, items: list[ScoreItem], options: InduceOptions) -> Induction:
     loop = asyncio.get_running_loop()
     units, counts = await decompose(items, options.decompose, engine.judge, options.split, options.domain)
@@ -138,7 +153,7 @@ async def induce(engine: Engine, items: list[ScoreItem], options: InduceOptions)
         raise ValueError("the trajectories have no steps to induce from")
     domain = options.domain or Counter(u.domain for u in units).most_common(1)[0][0] or "induced"
     router = engine.router
-    routes = await router.route([u.routing_text for u in units], [u.domain for u in units])
+    routes = await route_by_item(router, units)
     covered = [route.card.id if isinstance(route, Route) and not route.fallback else None for route in routes]
     distinct = distinct_steps(units, [i for i, c in enumerate(covered) if options.include_covered or c is None])
     embedder = await engine.clustering_embedder()
