@@ -88,7 +88,9 @@ class Settings(BaseSettings):
     # cross-validated choice for embedder_model (also when embedder_model_dir holds a copy of it, as in the
     # Docker image; another model there needs its own count, and thresholds, from bench/routing_cv.py)
     embedder_layers: int | None = Field(None, ge=0)
-    embed_batch_size: int = Field(64, ge=1)
+    # texts per transformer forward pass: on the 2-core test host (32 MB L3) 64 took 10-20% longer a text
+    # than 32 (bench/results/embed_batch_size_avx2.log; 128 longer still); on a GPU raise it
+    embed_batch_size: int = Field(32, ge=1)
     embed_window_ms: float = Field(5.0, ge=0)  # micro-batch collection window across requests
     # static+mpnet: a static model distilled from the embedder routes every text; the embedder joins where
     # that is unclear. mpnet: the embedder alone. static: the static model alone (fastest, routes worse).

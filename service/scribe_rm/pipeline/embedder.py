@@ -50,7 +50,7 @@ def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
 class EmbedderConfig:
     model_dir: Path
     device: str = "cpu"
-    batch_size: int = 64
+    batch_size: int = 32
     threads: int = 0  # CPU inference threads; 0: the CPUs this process may use
     kind: Literal["transformer", "static"] = "transformer"
     precision: Precision = "auto"  # the transformer's matmuls; auto: bfloat16 where the device computes it natively

@@ -77,7 +77,7 @@ class RouterConfig:
     train_steps: int = 300  # 0: plain anchor centroids
     lexical_weight: float = 0.8  # weight of the TF-IDF part of the similarity (0: off)
     text_chars: int = 600  # long steps are cut to their beginning before routing
-    batch_size: int = 64  # micro-batch across requests
+    batch_size: int = 32  # micro-batch across requests
     window_ms: float = 5.0
     anchor_cache_dir: Path | None = None
     cache_size: int = 100_000  # texts whose card similarities are kept, per space
