@@ -3,7 +3,8 @@ each example is a one-step item routed as the router routes it (over every card:
 route), with its card's domain given instead (the scope and the domain's cards), and as the router routed it
 before (its step's route over every card votes for a scope, then the route in that scope). Per card domain,
 for the transformer alone and for the default tiers at the configured thresholds, floors and margin bounds
-(SCRIBE_* settings), so the ways can be compared where the held-out sets cannot be read. Folds are dealt once over every card, so that an example is held out of every scope's fit alike.
+(SCRIBE_* settings), so the ways can be compared where the held-out sets cannot be read. Folds are dealt
+once over every card, so that an example is held out of every scope's fit alike.
 
     .venv/bin/python bench/scope_vote_cv.py --json-out bench/results/scope_vote_cv.json
 """

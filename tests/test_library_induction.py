@@ -14,12 +14,12 @@ import pytest
 
 from conftest import ScriptedJudge
 from scribe_rm.pipeline.judges import JudgeError
-from scribe_rm.library import CardError, Provenance, load_card, load_library
+from scribe_rm.library import EVERY_CARD, CardError, Provenance, load_card, load_library
 from scribe_rm.blocks.clustering import by_centrality, cluster_vectors
 from scribe_rm.induction.decompose import Unit, decompose
 from scribe_rm.pipeline.spans import SpanError, verbatim_segments
 from scribe_rm.induction.distill import build_draft, unique_id
-from scribe_rm.induction.induce import InduceOptions, centered_by_item, induce
+from scribe_rm.induction.induce import InduceOptions, centered_by_item, induce, route_by_item
 from scribe_rm.induction.report import write_induction
 from scribe_rm.induction.merge import MERGE_THRESHOLD, CardCentroids, read_patches
 from scribe_rm.induction.review import accept, diff_libraries, write_card
@@ -251,6 +251,20 @@ async def test_own_domain_cards_route_only_for_their_domain(tmp_path, settings, 
         assert card.id not in {other.card.id} | {c.card_id for c in other.alternatives}
     (auto,) = await router.route_items([RoutingItem([text, text])])  # no domain: its steps vote for its scope
     assert (auto.scope, auto.routes[0].card.id) == ("data_analysis", card.id)
+
+
+@pytest.mark.model
+async def test_coverage_routes_each_items_steps_together_as_score_does(router):
+    """Units of an item without a domain are routed as /score routes the item: their votes pick its scope."""
+    agent = ["Before I can help, please tell me the email address on your account so I can verify it's you.",
+             "Thanks for confirming. Is there anything else I can help you with today?"]
+    math = ["Factor 84 into primes: 84 = 2^2 * 3 * 7."]
+    units = [Unit(f"a#{j}", text, None, None) for j, text in enumerate(agent)] + [Unit("m#0", math[0], None, None)]
+    routes = await route_by_item(router, [units[0], units[2], units[1]])  # items' units need not be adjacent
+    in_agent_scope = await router.route_in(agent, ["agent", "agent"])
+    over_every_card = await router.route_in(math, [EVERY_CARD])
+    for got, expected in zip(routes, [in_agent_scope[0], over_every_card[0], in_agent_scope[1]]):
+        assert (got.card.id, got.alternatives) == (expected.card.id, expected.alternatives)
 
 
 @pytest.mark.model
