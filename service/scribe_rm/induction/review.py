@@ -12,9 +12,10 @@ import yaml
 from ..evaluation.routing import AGENT_SET, DEFAULT_SET, evaluate_routing, load_labelled
 from ..library import Card, CardError, Library, card_paths, load_card, load_library, scope_of, validate_card
 from ..pipeline.embedder import Embedder, EmbedderConfig, make_embedder
-from ..pipeline.router import Router, RouterConfig, RoutingItem
+from ..pipeline.router import Router, RouterConfig
 from ..pipeline.schemas import SplitOptions
-from ..pipeline.segment import segment_item
+from .decompose import decompose
+from .induce import route_by_item
 from .merge import Patch
 
 
@@ -116,12 +117,9 @@ async def routing_comparison(embedder_config: EmbedderConfig, static_config: Emb
         routers[name] = Router(library, embedder, router_config, static_embedder=static)
         routers[name].build_sync()
     report: dict = {"diff": diff_libraries(old, new).as_dict(), "members": None, "heldout": {}}
-    # each item routed whole, as /score routes it (without a domain its steps vote for its scope)
-    routing_items = [RoutingItem([s.subgoal or s.text for s in segment_item(item, SplitOptions()).segments],
-                                 domain or item.domain) for item in items]
-    if routing_items:
-        before = [route for routed in await routers["old"].route_items(routing_items) for route in routed.routes]
-        after = [route for routed in await routers["new"].route_items(routing_items) for route in routed.routes]
+    units, _ = await decompose(items, "rule", None, SplitOptions(), domain)
+    if units:
+        before, after = await route_by_item(routers["old"], units), await route_by_item(routers["new"], units)
         moves = Counter(f"{a.card.id} -> {b.card.id}" for a, b in zip(before, after) if a.card.id != b.card.id)
         report["members"] = {"n": len(before), "changed": sum(moves.values()), "moves": moves.most_common(10),
                              "fallback_old": sum(r.fallback for r in before),
