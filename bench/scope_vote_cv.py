@@ -4,7 +4,10 @@ route), with its card's domain given instead (the scope and the domain's cards),
 before (its step's route over every card votes for a scope, then the route in that scope). Per card domain,
 for the transformer alone and for the default tiers at the configured thresholds, floors and margin bounds
 (SCRIBE_* settings), so the ways can be compared where the held-out sets cannot be read. Folds are dealt
-once over every card, so that an example is held out of every scope's fit alike.
+once over every card, so that an example is held out of every scope's fit alike. Items of several steps
+(`--item-steps`), each made of one card domain's held-out examples, are routed with the default tiers with
+their domain, and without it, their steps' votes over every card cast by both tiers (as before) or by the
+static tier alone (as now); the script also prints how often the vote picked the domain's scope.
 
     .venv/bin/python bench/scope_vote_cv.py --json-out bench/results/scope_vote_cv.json
 """
@@ -20,10 +23,11 @@ from common import report
 from routing_cv import Tuning, mean_by_key, similarities, static_space
 from scribe_rm.library import EVERY_CARD, admits, domain_of_scope, home_scope, load_library, scope_of
 from scribe_rm.pipeline.embedder import make_embedder
-from scribe_rm.pipeline.router import DEFAULT_SETTING_SCOPES, RouterConfig, anchor_texts
+from scribe_rm.pipeline.router import DEFAULT_SETTING_SCOPES, RouterConfig, anchor_texts, vote_scope
 from scribe_rm.settings import Settings
 
 SCOPES = {"default": None, "agent": "agent", "all": EVERY_CARD}  # the router's scopes, by the domain naming them
+VOTES = {"with domain": None, "voted by both tiers": "static+mpnet", "voted by the static tier": "static"}
 
 
 class FoldRouter:
@@ -41,6 +45,8 @@ class FoldRouter:
         mpnet, static = (np.where(allowed, self.sims[(space, scope)][i], -np.inf) for space in ("mpnet", "static"))
         if tiers == "mpnet":
             return self._decide(mpnet, scope, self.config.threshold_of("mpnet", default))
+        if tiers == "static":
+            return self._decide(static, scope, self.config.threshold_of("static", default))
         floor, bound = self.config.static_gate(scope)
         ranked = np.sort(static)
         if ranked[-1] >= max(floor, self.config.threshold_of("static", default)) and ranked[-1] - ranked[-2] >= bound:
@@ -53,10 +59,24 @@ class FoldRouter:
         return self.members[scope][best] if row[best] >= threshold else -1
 
 
+def items_of(test: list[tuple[int, str]], domains: list[str], size: int, rng: np.random.Generator
+             ) -> list[tuple[str, list[int]]]:
+    """The held-out examples (indices into `test`) dealt into items of `size` steps, each of one card domain's
+    examples; a domain's remainder of at least two steps is an item too."""
+    items = []
+    for domain in sorted({domains[k] for k, _ in test}):
+        own = [i for i, (k, _) in enumerate(test) if domains[k] == domain]
+        rng.shuffle(own)
+        items += [(domain, own[at:at + size]) for at in range(0, len(own), size) if len(own[at:at + size]) >= 2]
+    return items
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
+    parser.add_argument("--item-steps", type=int, nargs="+", default=[3, 6],
+                        help="sizes of the several-step items, each made of one domain's held-out examples")
     parser.add_argument("--json-out")
     args = parser.parse_args()
 
@@ -78,6 +98,7 @@ def main() -> None:
     ways = [(tiers, way) for tiers in ("mpnet", "static+mpnet")
             for way in ("without domain", "with domain", "in the voted scope")]
     right: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
+    scope_right: dict[tuple[int, str, str], list[bool]] = defaultdict(list)  # pooled over the seeds
     for seed in args.seeds:
         rng = np.random.default_rng(seed)
         examples = [(k, text, rng.integers(args.folds)) for k, card in enumerate(cards) for text in card.examples]
@@ -106,16 +127,34 @@ def main() -> None:
                         card = router.route(i, domain_of_scope(scope) if scope else None, tiers)
                     hits[(tiers, way, domains[k])].append(card == k)
                     hits[(tiers, way, "every domain")].append(card == k)
-        for tiers, way in ways:
+            for size in args.item_steps:
+                for domain, group in items_of(test, domains, size, rng):
+                    for way, vote_tiers in VOTES.items():
+                        chosen = domain if vote_tiers is None else vote_scope(
+                            [domains[c] if c >= 0 else None for c in (router.route(i, EVERY_CARD, vote_tiers)
+                                                                       for i in group)], config.scope_min_share)
+                        for key in ((size, way, domain), (size, way, "every domain")):
+                            scope_right[key].append(scope_of(chosen) == scope_of(domain))
+                            hits[("static+mpnet", f"{size} steps, {way}", key[2])].extend(
+                                router.route(i, chosen, "static+mpnet") == test[i][0] for i in group)
+        for tiers, way in ways + [("static+mpnet", f"{size} steps, {way}") for size in args.item_steps
+                                  for way in VOTES]:
             right[(tiers, way)].append({domain: float(np.mean(hits[(tiers, way, domain)]))
                                         for domain in sorted(set(domains)) + ["every domain"]})
     top1 = {f"{tiers}, {way}": mean_by_key(runs) for (tiers, way), runs in right.items()}
+    scopes = {f"{size} steps, {way}": {domain: float(np.mean(scope_right[(size, way, domain)]))
+                                       for domain in sorted(set(domains)) + ["every domain"]
+                                       if scope_right[(size, way, domain)]}
+              for size in args.item_steps for way in VOTES}
     rows = [(f"top-1 {key}", ", ".join(f"{d} {a:.4f}" for d, a in by_domain.items()), None)
             for key, by_domain in top1.items()]
+    rows += [(f"scope right, {key}", ", ".join(f"{d} {a:.4f}" for d, a in by_domain.items()), None)
+             for key, by_domain in scopes.items()]
     report(f"One-step items with and without a domain, {args.folds}-fold CV x seeds {args.seeds} on "
            f"{len(examples)} card examples (margin bounds default / agent / every card: {config.static_margin} / "
            f"{config.static_agent_margin} / {config.static_all_margin})", rows,
-           {"folds": args.folds, "seeds": args.seeds, "top1": top1,
+           {"folds": args.folds, "seeds": args.seeds, "item_steps": args.item_steps, "top1": top1,
+            "scope_right": scopes,
             "bounds": {"default": config.static_margin, "agent": config.static_agent_margin,
                        "all": config.static_all_margin}}, args.json_out)
 

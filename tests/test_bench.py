@@ -50,6 +50,10 @@ def test_grpo_batch_bench_embeds_each_distinct_text_once_and_the_repeat_hits_the
         assert repeat["route_misses"] == result["repeat_new_texts"] and repeat["route_hits"] > 0
         assert (cold["route_second_tier"] == 0) == (tiers == "mpnet")  # mpnet alone has no second tier
     assert 0 < result["runs"]["static+mpnet"]["cold_cache"]["route_second_tier"] < result["steps"]
+    # the transformer embeds every distinct text alone, and only the unclear ones as the second tier
+    alone, second = result["runs"]["mpnet"]["transformer_texts"], result["runs"]["static+mpnet"]["transformer_texts"]
+    assert alone == {"cold": result["distinct_texts"], "repeat": result["repeat_new_texts"]}
+    assert 0 < second["cold"] < alone["cold"] and second["repeat"] <= alone["repeat"]
     # the batch also went as the TRL adapter sends it (concurrent chunks), every item back ok, for each setting
     assert set(result["client_runs"]) == set(result["runs"])
 
@@ -84,11 +88,17 @@ def test_routing_cv_routes_held_out_examples_far_above_chance(tmp_path):
 
 
 @pytest.mark.model
-def test_scope_vote_cv_routes_one_step_items_with_and_without_their_domain(tmp_path):
-    result = run_bench(tmp_path, "scope_vote_cv.py", "--folds", "3", "--seeds", "0")
+def test_scope_vote_cv_routes_items_with_and_without_their_domain(tmp_path):
+    result = run_bench(tmp_path, "scope_vote_cv.py", "--folds", "3", "--seeds", "0", "--item-steps", "3")
     top1 = result["top1"]
+    votes = ("with domain", "voted by both tiers", "voted by the static tier")
     assert set(top1) == {f"{tiers}, {way}" for tiers in ("mpnet", "static+mpnet")
-                         for way in ("without domain", "with domain", "in the voted scope")}
+                         for way in ("without domain", "with domain", "in the voted scope")} | \
+        {f"static+mpnet, 3 steps, {way}" for way in votes}
+    scopes = result["scope_right"]
+    assert set(scopes) == {f"3 steps, {way}" for way in votes}
+    assert set(scopes["3 steps, with domain"].values()) == {1.0}  # a given domain is the item's scope
+    assert all(0.5 < share <= 1.0 for way in votes for share in scopes[f"3 steps, {way}"].values()), scopes
     for key, by_domain in top1.items():
         assert set(by_domain) == {"agent", "math", "tool_use", "every domain"}, key
         # 35 routable cards: chance is ~0.03

@@ -3,6 +3,7 @@ import asyncio
 import pytest
 
 from scribe_rm.evaluation.routing import AGENT_SET, DEFAULT_SET, evaluate_routing, load_labelled
+from scribe_rm.library import EVERY_CARD
 from scribe_rm.pipeline.errors import UnknownCard
 from scribe_rm.pipeline.router import Router, RouterConfig, RoutingCounts, RoutingItem, anchor_texts
 
@@ -337,6 +338,27 @@ async def test_unseen_kinds_of_agent_dialogues_get_the_agent_scope_without_a_dom
     # sign-offs on the closing card: 9 of 10 measured (7 before a turn that reports and then signs off was
     # scored as two steps, turn_split.py), with 15 of the 65 turns split
     assert report.last_step_top1 >= 0.9 and 0 < report.split_steps <= 20, report.as_dict()
+
+
+async def test_the_scope_vote_asks_the_transformer_nothing(router, monkeypatch):
+    """Without a domain an item costs the transformer no more than with the scope it votes for: its steps vote
+    by their static decisions over every card (in cross-validation no worse than voting by both tiers)."""
+    near = "Find the perimeter of a square with side 6: 24."  # static margin 0.031 over every card, 0.027 in default
+    texts = [near, "Compute 15 percent of 80: 12."]
+    (over_all,) = await router.route_in([near], [EVERY_CARD], first_tier_only=True)
+    (in_default,) = await router.route_in([near], [None], first_tier_only=True)
+    assert not router._clear(over_all, EVERY_CARD) and router._clear(in_default, None)  # the premise
+    asked: list[str] = []
+    rows = router.spaces["mpnet"].rows
+
+    async def spy(batch, version):
+        asked.extend(batch)
+        return await rows(batch, version)
+
+    monkeypatch.setattr(router.spaces["mpnet"], "rows", spy)
+    (item,) = await router.route_items([RoutingItem(texts)])
+    assert (item.scope, item.scope_source) == ("default", "auto") and asked == []
+    assert [r.card.id for r in item.routes] == [r.card.id for r in await router.route_in(texts, [None, None])]
 
 
 async def test_mixed_votes_fall_back_to_every_card_and_a_given_domain_wins(router):
