@@ -9,7 +9,8 @@ alone), in the same run, sent in each of two ways: `request`, the batch in one P
 as the TRL adapter sends it (AsyncScribeClient.score_batch: chunks of 64 items in flight together, so the
 service judges one chunk while it routes the next), each way on a fresh service. Prints each one's seconds,
 the share of steps the second tier decided (one request), and the floor: the torch embedder encoding only the
-distinct texts in this process (ratio floor / mpnet service).
+distinct texts in this process (ratio floor / mpnet service), and how many texts the service's transformer
+embedded (its /metrics).
     python bench/grpo_batch.py --prompts 64 --json-out bench/results/grpo_batch.json"""
 
 from __future__ import annotations
@@ -60,6 +61,16 @@ def score(url: str, items: list[dict], timeout_s: float) -> tuple[float, dict]:
     statuses = [r["status"] for r in reply["results"]]
     assert statuses.count("ok") == len(items), {s: statuses.count(s) for s in set(statuses)}
     return seconds, reply["cache"]
+
+
+def transformer_texts(url: str) -> float:
+    """How many routing texts the service's transformer has embedded so far (its /metrics)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=30).text)
+    return sum(sample.value for family in families if family.name == "scribe_route_embedded"
+               for sample in family.samples
+               if sample.name == "scribe_route_embedded_total" and sample.labels["space"] == "mpnet")
 
 
 def score_as_trl_does(url: str, items: list[dict], timeout_s: float) -> float:
@@ -129,9 +140,12 @@ def main() -> None:
             if "request" in args.transports:
                 with service(**settings, SCRIBE_ROUTING_TIERS=tiers) as (url, _):
                     cold_s, cold_cache = score(url, first, args.timeout_s)
+                    cold_embedded = transformer_texts(url)
                     repeat_s, repeat_cache = score(url, second, args.timeout_s)
+                    repeat_embedded = transformer_texts(url) - cold_embedded
                 runs[tiers] = {"cold_seconds": cold_s, "cold_cache": cold_cache, "repeat_seconds": repeat_s,
-                               "repeat_cache": repeat_cache}
+                               "repeat_cache": repeat_cache,
+                               "transformer_texts": {"cold": cold_embedded, "repeat": repeat_embedded}}
             if "client" in args.transports:
                 with service(**settings, SCRIBE_ROUTING_TIERS=tiers) as (url, _):
                     client_runs[tiers] = {"cold_seconds": score_as_trl_does(url, first, args.timeout_s),
@@ -149,6 +163,8 @@ def main() -> None:
              f"{cold['route_misses']} / {cold['route_deduplicated']} / {cold['route_hits']}", None),
             (f"[{tiers}] repeat request (half its rollouts seen), seconds", round(run["repeat_seconds"], 2),
              "<= 2" if tiers == args.tiers[0] else None),
+            (f"[{tiers}] texts the transformer embedded, cold / repeat",
+             f"{run['transformer_texts']['cold']:.0f} / {run['transformer_texts']['repeat']:.0f}", None),
             (f"[{tiers}] routing: embedded / deduplicated / cache hits, repeat",
              f"{repeat['route_misses']} / {repeat['route_deduplicated']} / {repeat['route_hits']}", None)]
     for tiers, run in client_runs.items():

@@ -3,6 +3,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ScriptedJudge
 from scribe_rm.api.app import create_app
@@ -199,6 +200,22 @@ def test_the_share_of_steps_the_second_routing_tier_decided_is_reported(client):
     text = client.get("/metrics").text
     assert 'scribe_route_decided_total{space="static"}' in text
     assert 'scribe_route_decided_total{space="static+mpnet"}' in text
+
+
+def embedded_texts(client) -> dict[str, float]:
+    families = text_string_to_metric_families(client.get("/metrics").text)
+    return {sample.labels["space"]: sample.value for family in families if family.name == "scribe_route_embedded"
+            for sample in family.samples if sample.name == "scribe_route_embedded_total"}
+
+
+def test_metrics_count_the_texts_each_routing_space_embedded(client):
+    steps = [{"text": "Reduce 2^100 modulo 7 with Fermat's little theorem."},
+             {"text": "I like tortoises and foggy evenings by the sea."}]
+    before = embedded_texts(client)
+    body = client.post("/score", json={"items": [{"id": "t", "question": "Q", "steps": steps}]}).json()
+    after = embedded_texts(client)
+    assert body["cache"]["route_second_tier"] == 1  # the transformer embeds the unclear step alone
+    assert after["static"] - before.get("static", 0) == 2 and after["mpnet"] - before.get("mpnet", 0) == 1
 
 
 def test_an_item_without_a_domain_is_routed_in_the_scope_its_steps_point_to(client):

@@ -31,6 +31,9 @@ ROUTE_SIMILARITY = Histogram("scribe_route_similarity", "Routing similarity of t
                              buckets=UNIT_BUCKETS)
 ROUTE_LOOKUPS = Counter("scribe_route_lookups_total", "Routing texts by how they were answered: hit (routing "
                         "cache), miss (embedded), deduplicated (a repeat within one call).", ["result"])
+ROUTE_EMBEDDED = Counter("scribe_route_embedded_total", "Routing texts embedded (cache misses), by space: static "
+                         "(the first tier) or mpnet (the transformer; with the default tiers, only texts the static "
+                         "tier left unclear).", ["space"])
 ROUTE_DECIDED_BY = Counter("scribe_route_decided_total", "Routed texts (steps, and parts of chat turns tried as two "
                            "steps) by the space(s) that decided: static (first tier), static+mpnet (the second "
                            "tier), or mpnet alone.", ["space"])

@@ -30,6 +30,7 @@ from sklearn.preprocessing import normalize
 from ..blocks.lru import LRUCache
 from ..blocks.microbatch import ItemFailed, MicroBatcher
 from ..library import Card
+from . import metrics
 from .embedder import Embedder, StaticEmbedder
 from .token_tuning import TokenTuning, cached_token_tuning, fit_token_tuning, mean_vectors
 
@@ -170,6 +171,7 @@ class Space:
                 found[text] = row
         todo = [text for text in keys if text not in found]
         if todo:
+            metrics.ROUTE_EMBEDDED.labels(self.name).inc(len(todo))
             for text, row in zip(todo, await self._batcher.submit(todo)):
                 found[text] = row
                 if not isinstance(row, ItemFailed):
