@@ -23,9 +23,9 @@ it reached (math: the default scope;
 agent cards: the agent scope; a library's own domain: its scope; tool-use and general cards fit several and do
 not vote). A clear majority (`scope_min_share` of the votes) picks the scope, no vote picks the default scope,
 and anything else the broadest one, every card: a low-confidence item is never pushed into a wrong narrow
-scope. The steps are then routed in the chosen scope. An item of one step keeps its route over every card: its
-step's vote is that route, so a narrower scope would only decide the same text again, and in cross-validation
-on the cards' examples that second decision routed worse (bench/scope_vote_cv.py).
+scope. The steps are then routed in the chosen scope. An item of one step does not vote: it is routed over every
+card, where its vote would come from, since a narrower scope would only decide the same text again, and in
+cross-validation on the cards' examples that second decision routed worse (bench/scope_vote_cv.py).
 """
 
 from __future__ import annotations
@@ -106,10 +106,8 @@ class RouterConfig:
 
 
 def vote_scope(card_domains: list[str | None], min_share: float) -> Domain | None:
-    """The domain of the scope an auto item's steps point to (see the module), from the domain of the card
-    each step reached over every card (None: it fell back or failed)."""
-    if len(card_domains) == 1:
-        return EVERY_CARD
+    """The domain of the scope the steps of an item of several steps point to (see the module), from the
+    domain of the card each step reached over every card (None: it fell back or failed)."""
     votes = Counter(home_scope(domain) for domain in card_domains if domain is not None)
     votes.pop(None, None)
     if not votes:
@@ -237,8 +235,10 @@ class Router:
         cut = [[text[: self.text_chars] for text in item.texts] for item in items]
         flat = [text for texts in cut for text in texts]
         lookup, call = await self._first_rows(flat)
-        chosen = [item.domain for item in items]
-        auto = [i for i, item in enumerate(items) if item.domain is None]
+        # an item without a domain: one step is routed over every card, several vote for their scope
+        chosen = [EVERY_CARD if item.domain is None and len(texts) == 1 else item.domain
+                  for item, texts in zip(items, cut)]
+        auto = [i for i, item in enumerate(items) if item.domain is None and len(cut[i]) > 1]
         if auto:  # the vote over every card, in the first tier alone; the final routing reuses its rows
             auto_texts = [text for i in auto for text in cut[i]]
             over_all = await self._decide_all(auto_texts, [EVERY_CARD] * len(auto_texts), lookup.rows,
