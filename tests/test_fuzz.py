@@ -12,7 +12,8 @@ from conftest import ScriptedJudge, serving_in_thread
 from scribe_rm.api.app import create_app
 from scribe_rm.settings import Settings
 
-EXAMPLES = int(os.environ.get("SCRIBE_FUZZ_EXAMPLES", "1000"))
+# 500 cases per operation: about 3,000 requests over the 13 operations (those without parameters need one)
+EXAMPLES = int(os.environ.get("SCRIBE_FUZZ_EXAMPLES", "500"))
 
 
 @pytest.fixture(scope="module")
@@ -48,5 +49,5 @@ def test_every_operation_is_fuzzed_without_server_errors(base_url):
 
         run()
     assert 200 in statuses["/score"] and 422 in statuses["/score"]  # the fuzzer reached both sides
-    assert len(calls) >= min(1000, EXAMPLES), len(calls)
+    assert len(calls) >= 4 * EXAMPLES, len(calls)  # the operations that take input each ran their cases
     print(f"fuzzed {len(calls)} requests over {len(ops)} operations: {sorted(statuses.items())}")
