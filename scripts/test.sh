@@ -22,7 +22,6 @@ mkdir -p var/log
 bash scripts/verl_setup.sh > var/log/verl_setup.log 2>&1 &
 verl_pid=$!
 trap 'kill "$verl_pid" 2>/dev/null || true' EXIT
-t1=$(date +%s)
 if [ "${SCRIBE_TEST_VLLM:-1}" != "0" ]; then
   bash scripts/vllm_setup.sh
   t2=$(date +%s); echo "timing: vLLM install $((t2 - t1))s (verl's environment installing beside it)"
