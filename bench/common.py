@@ -122,7 +122,18 @@ def vllm_counters(base_url: str) -> dict[str, float]:
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, no GPU"
+    return (f"{platform.machine()}, {os.cpu_count()} cores, {matrix_instructions()}, Python "
+            f"{platform.python_version()}, no GPU")
+
+
+def matrix_instructions() -> str:
+    """The CPU's widest matrix instructions, on which the transformer's cost depends most (bf16 where native)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.exists() else set()
+    for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"), ("avx2", "AVX2")):
+        if flag in flags:
+            return name
+    return "no AVX2"
 
 
 def report(title: str, rows: list[tuple[str, Any, Any]], results: dict[str, Any], json_out: str | None) -> None:
