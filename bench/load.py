@@ -13,6 +13,7 @@ import json
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 
@@ -31,7 +32,10 @@ def percentile(values: list[float], q: float) -> float | None:
 
 async def run_load(url: str, items: int = 2000, concurrency: int = 32, steps: int = 3, distinct: int = 500,
                    max_seconds: float = 300.0, deadline_s: float = 30.0, retries: int = 5,
-                   api_key: str | None = None, offset: int = 0) -> dict[str, Any]:
+                   api_key: str | None = None, offset: int = 0, until: Callable[[], bool] | None = None,
+                   on_result: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """`until`: the caller's condition to stop sending (the items not sent then are not counted); `on_result`:
+    called with each item's status as it arrives (for a caller that acts on the load's progress)."""
     import aiohttp
 
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -61,18 +65,22 @@ async def run_load(url: str, items: int = 2000, concurrency: int = 32, steps: in
                 continue
             break
         latencies.append(time.monotonic() - t0)
-        item_status[payload["results"][0]["status"] if payload else f"http_{status}"] += 1
+        result = payload["results"][0]["status"] if payload else f"http_{status}"
+        item_status[result] += 1
+        if on_result is not None:
+            on_result(result)
 
     async def worker(client: aiohttp.ClientSession) -> None:
-        while not queue.empty() and time.monotonic() - started < max_seconds:
+        while not queue.empty() and time.monotonic() - started < max_seconds and not (until is not None and until()):
             await one(client, queue.get_nowait())
 
     async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=concurrency),
                                      timeout=aiohttp.ClientTimeout(total=deadline_s + 30)) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     elapsed = time.monotonic() - started
-    item_status["not_sent"] = queue.qsize()
-    return {"items": items, "concurrency": concurrency, "steps_per_item": steps, "seconds": round(elapsed, 2),
+    stopped = until is not None and until()
+    item_status["not_sent"] = 0 if stopped else queue.qsize()
+    return {"items": items - queue.qsize() if stopped else items, "concurrency": concurrency, "steps_per_item": steps, "seconds": round(elapsed, 2),
             "items_per_s": round(sum(item_status.values()) / elapsed, 2) if elapsed else None,
             "item_status": dict(item_status), "http_status": {str(k): v for k, v in http_status.items()},
             "latency_p50_s": percentile(latencies, 50), "latency_p99_s": percentile(latencies, 99),

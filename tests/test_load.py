@@ -34,39 +34,51 @@ def start_fake_judge(port: int, delay_s: float = 0.0) -> subprocess.Popen:
     return process
 
 
-ITEMS = 800  # of 3 steps each: ~50 s on the 2-core CI box, well past the 8 s judge outage
+MAX_ITEMS = 20_000  # a cap only: the load stops once the judge has come back and served RECOVERED items
+BEFORE = 100  # items scored before the judge is killed
+OUTAGE_S = 4.0
+RECOVERED = 200  # items scored ok after the restart, when the load stops
 
 
 def test_load_with_judge_killed_and_restarted():
+    """The outage follows the load's progress, not the clock, so it falls inside the load on any host."""
     port = free_port()
     judge = {"process": start_fake_judge(port)}
     env = dict(SCRIBE_JUDGE_BACKEND="openai", SCRIBE_JUDGE_BASE_URLS=f"http://127.0.0.1:{port}",
                SCRIBE_JUDGE_RETRIES="1", SCRIBE_JUDGE_TIMEOUT_S="2", SCRIBE_CACHE_SIZE="0",
                SCRIBE_JUDGE_MAX_PENDING="48", SCRIBE_LOG_LEVEL="WARNING")
+    done: list[str] = []  # each item's status as it arrives (a list: safe to read from the chaos thread)
     timeline = {}
 
     def chaos() -> None:
-        time.sleep(4)
-        judge["process"].kill()
-        judge["process"].wait()
-        timeline["killed"] = time.monotonic()
-        time.sleep(4)
-        judge["process"] = start_fake_judge(port)
-        timeline["restarted"] = time.monotonic()
+        try:
+            wait_for(lambda: len(done) >= BEFORE, 120, f"{BEFORE} items before the outage")
+            judge["process"].kill()
+            judge["process"].wait()
+            timeline["killed"] = len(done)
+            time.sleep(OUTAGE_S)
+            judge["process"] = start_fake_judge(port)
+            timeline["restarted"], ok_then = len(done), done.count("ok")
+            wait_for(lambda: done.count("ok") >= ok_then + RECOVERED, 120, f"{RECOVERED} items ok after the restart")
+            timeline["recovered"] = len(done)
+        except AssertionError as exc:
+            timeline["error"] = str(exc)
 
     try:
         with running_service(**env) as url:
             threading.Thread(target=chaos, daemon=True).start()
-            report = asyncio.run(run_load(url, items=ITEMS, concurrency=32, steps=3, distinct=ITEMS,
-                                          max_seconds=240, deadline_s=20))
+            report = asyncio.run(run_load(url, items=MAX_ITEMS, concurrency=32, steps=3, distinct=MAX_ITEMS,
+                                          max_seconds=300, deadline_s=20,
+                                          until=lambda: "recovered" in timeline or "error" in timeline,
+                                          on_result=done.append))
     finally:
         judge["process"].kill()
-    print(report)
+    print(report, timeline)
     statuses = report["item_status"]
-    assert "restarted" in timeline, "the load finished before the judge came back; raise items"
-    assert sum(statuses.values()) - statuses.get("not_sent", 0) == ITEMS and statuses.get("not_sent", 0) == 0
+    assert "recovered" in timeline, timeline
+    assert statuses.get("not_sent", 0) == 0 and sum(statuses.values()) == report["items"], report
     assert set(statuses) - {"not_sent"} <= {"ok", "judge_error", "timeout"}, statuses
-    assert statuses.get("judge_error", 0) > 0 and statuses.get("ok", 0) > ITEMS // 2, statuses
+    assert statuses.get("judge_error", 0) > 0, statuses  # the outage answered explicitly, item by item
     assert set(report["http_status"]) <= {"200", "503"}, report["http_status"]
 
 
