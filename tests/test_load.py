@@ -64,14 +64,17 @@ def test_load_with_judge_killed_and_restarted():
         except AssertionError as exc:
             timeline["error"] = str(exc)
 
+    outage = threading.Thread(target=chaos, daemon=True)
     try:
         with running_service(**env) as url:
-            threading.Thread(target=chaos, daemon=True).start()
+            outage.start()
             report = asyncio.run(run_load(url, items=MAX_ITEMS, concurrency=32, steps=3, distinct=MAX_ITEMS,
                                           max_seconds=300, deadline_s=20,
                                           until=lambda: "recovered" in timeline or "error" in timeline,
                                           on_result=done.append))
     finally:
+        if outage.is_alive():  # a failed load: let a pending restart happen, so the judge it starts is stopped
+            outage.join(OUTAGE_S + 35)
         judge["process"].kill()
     print(report, timeline)
     statuses = report["item_status"]
