@@ -58,6 +58,8 @@ async def run_load(url: str, items: int = 2000, concurrency: int = 32, steps: in
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 http_status[type(exc).__name__] += 1
                 item_status["transport_error"] += 1
+                if on_result is not None:
+                    on_result("transport_error")
                 return
             http_status[status] += 1
             if status in (429, 503):
@@ -80,7 +82,8 @@ async def run_load(url: str, items: int = 2000, concurrency: int = 32, steps: in
     elapsed = time.monotonic() - started
     stopped = until is not None and until()
     item_status["not_sent"] = 0 if stopped else queue.qsize()
-    return {"items": items - queue.qsize() if stopped else items, "concurrency": concurrency, "steps_per_item": steps, "seconds": round(elapsed, 2),
+    return {"items": items - queue.qsize() if stopped else items, "concurrency": concurrency,
+            "steps_per_item": steps, "seconds": round(elapsed, 2),
             "items_per_s": round(sum(item_status.values()) / elapsed, 2) if elapsed else None,
             "item_status": dict(item_status), "http_status": {str(k): v for k, v in http_status.items()},
             "latency_p50_s": percentile(latencies, 50), "latency_p99_s": percentile(latencies, 99),
