@@ -44,6 +44,13 @@ async def run_load(url: str, items: int = 2000, concurrency: int = 32, steps: in
     latencies: list[float] = []
     started = time.monotonic()
     queue: asyncio.Queue[int] = asyncio.Queue()
+    stop_requested = until or (lambda: False)
+
+    def record(result: str) -> None:
+        item_status[result] += 1
+        if on_result is not None:
+            on_result(result)
+
     for i in range(offset, offset + items):
         queue.put_nowait(i)
 
@@ -57,9 +64,7 @@ async def run_load(url: str, items: int = 2000, concurrency: int = 32, steps: in
                     payload = await response.json() if status == 200 else None
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 http_status[type(exc).__name__] += 1
-                item_status["transport_error"] += 1
-                if on_result is not None:
-                    on_result("transport_error")
+                record("transport_error")
                 return
             http_status[status] += 1
             if status in (429, 503):
@@ -67,20 +72,17 @@ async def run_load(url: str, items: int = 2000, concurrency: int = 32, steps: in
                 continue
             break
         latencies.append(time.monotonic() - t0)
-        result = payload["results"][0]["status"] if payload else f"http_{status}"
-        item_status[result] += 1
-        if on_result is not None:
-            on_result(result)
+        record(payload["results"][0]["status"] if payload else f"http_{status}")
 
     async def worker(client: aiohttp.ClientSession) -> None:
-        while not queue.empty() and time.monotonic() - started < max_seconds and not (until is not None and until()):
+        while not queue.empty() and time.monotonic() - started < max_seconds and not stop_requested():
             await one(client, queue.get_nowait())
 
     async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=concurrency),
                                      timeout=aiohttp.ClientTimeout(total=deadline_s + 30)) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     elapsed = time.monotonic() - started
-    stopped = until is not None and until()
+    stopped = stop_requested()
     item_status["not_sent"] = 0 if stopped else queue.qsize()
     return {"items": items - queue.qsize() if stopped else items, "concurrency": concurrency,
             "steps_per_item": steps, "seconds": round(elapsed, 2),
