@@ -8,14 +8,19 @@ once over every card, so that an example is held out of every scope's fit alike.
 (`--item-steps`), each made of one card domain's held-out examples, are routed with the default tiers with
 their domain, and without it, their steps' votes over every card cast by both tiers (as before) or by the
 static tier alone (as now); the script also prints how often the vote picked the domain's scope.
+`--all-bounds` routes the one-step items without a domain at each of those margin bounds over every card too, and
+picks the smallest at which each card domain's examples come within 0.01 (issue 24's tolerance) of their routing
+with their domain: the service's route_static_all_margin.
 
-    .venv/bin/python bench/scope_vote_cv.py --json-out bench/results/scope_vote_cv.json
+    .venv/bin/python bench/scope_vote_cv.py --all-bounds 0.045 0.05 0.055 0.06 0.065 0.07 0.08 0.1 \
+        --json-out bench/results/scope_vote_cv.json
 """
 
 from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 
@@ -27,6 +32,7 @@ from scribe_rm.pipeline.router import DEFAULT_SETTING_SCOPES, RouterConfig, anch
 from scribe_rm.settings import Settings
 
 SCOPES = {"default": None, "agent": "agent", "all": EVERY_CARD}  # the router's scopes, by the domain naming them
+WITHIN = 0.01  # issue 24: items without a domain route within this of their routing with it
 VOTES = {"with domain": None, "voted by both tiers": "static+mpnet", "voted by the static tier": "static"}
 
 
@@ -59,6 +65,22 @@ class FoldRouter:
         return self.members[scope][best] if row[best] >= threshold else -1
 
 
+def swept_way(bound: float) -> str:
+    """How the sweep names the cascade's routing of one-step items without a domain at `bound` over every card."""
+    return f"without domain, bound {bound} over every card"
+
+
+def smallest_bound_within(top1: dict[str, dict[str, float]], bounds: list[float]) -> float | None:
+    """The smallest margin bound over every card at which each card domain's examples, routed without a domain,
+    come within WITHIN of their routing with it (None: no bound tried does)."""
+    with_domain = top1["static+mpnet, with domain"]
+    for bound in sorted(bounds):
+        without = top1[f"static+mpnet, {swept_way(bound)}"]
+        if all(without[d] >= with_domain[d] - WITHIN for d in with_domain if d != "every domain"):
+            return bound
+    return None
+
+
 def items_of(test: list[tuple[int, str]], domains: list[str], size: int, rng: np.random.Generator
              ) -> list[tuple[str, list[int]]]:
     """The held-out examples (indices into `test`) dealt into items of `size` steps, each of one card domain's
@@ -77,6 +99,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--item-steps", type=int, nargs="+", default=[3, 6],
                         help="sizes of the several-step items, each made of one domain's held-out examples")
+    parser.add_argument("--all-bounds", type=float, nargs="*", default=[],
+                        help="also route the one-step items without a domain at each of these margin bounds over "
+                             "every card (route_static_all_margin)")
     parser.add_argument("--json-out")
     args = parser.parse_args()
 
@@ -115,6 +140,12 @@ def main() -> None:
                                                         settings.route_train_steps, settings.route_lexical_weight,
                                                         tunings[space])
             router = FoldRouter(config, domains, members, sims)
+            for bound in args.all_bounds:
+                swept = FoldRouter(replace(config, static_all_margin=bound), domains, members, sims)
+                for i, (k, _) in enumerate(test):
+                    for key in (domains[k], "every domain"):
+                        hits[("static+mpnet", swept_way(bound), key)].append(
+                            swept.route(i, EVERY_CARD, "static+mpnet") == k)
             for i, (k, _) in enumerate(test):
                 for tiers, way in ways:
                     if way == "with domain":
@@ -137,8 +168,9 @@ def main() -> None:
                             scope_right[key].append(scope_of(chosen) == scope_of(domain))
                             hits[("static+mpnet", f"{size} steps, {way}", key[2])].extend(
                                 router.route(i, chosen, "static+mpnet") == test[i][0] for i in group)
-        for tiers, way in ways + [("static+mpnet", f"{size} steps, {way}") for size in args.item_steps
-                                  for way in VOTES]:
+        swept_ways = [("static+mpnet", swept_way(bound)) for bound in args.all_bounds]
+        for tiers, way in ways + swept_ways + [("static+mpnet", f"{size} steps, {way}") for size in args.item_steps
+                                               for way in VOTES]:
             right[(tiers, way)].append({domain: float(np.mean(hits[(tiers, way, domain)]))
                                         for domain in sorted(set(domains)) + ["every domain"]})
     top1 = {f"{tiers}, {way}": mean_by_key(runs) for (tiers, way), runs in right.items()}
@@ -150,11 +182,16 @@ def main() -> None:
             for key, by_domain in top1.items()]
     rows += [(f"scope right, {key}", ", ".join(f"{d} {a:.4f}" for d, a in by_domain.items()), None)
              for key, by_domain in scopes.items()]
+    chosen_bound = smallest_bound_within(top1, args.all_bounds)
+    if args.all_bounds:
+        rows.append((f"margin bound over every card: smallest tried where each card domain's top-1 without a domain "
+                     f"is within {WITHIN} of its top-1 with it", chosen_bound,
+                     f"setting: {config.static_all_margin}"))
     report(f"One-step items with and without a domain, {args.folds}-fold CV x seeds {args.seeds} on "
            f"{len(examples)} card examples (margin bounds default / agent / every card: {config.static_margin} / "
            f"{config.static_agent_margin} / {config.static_all_margin})", rows,
            {"folds": args.folds, "seeds": args.seeds, "item_steps": args.item_steps, "top1": top1,
-            "scope_right": scopes,
+            "scope_right": scopes, "all_bound_chosen": chosen_bound,
             "bounds": {"default": config.static_margin, "agent": config.static_agent_margin,
                        "all": config.static_all_margin}}, args.json_out)
 

@@ -89,12 +89,22 @@ def test_routing_cv_routes_held_out_examples_far_above_chance(tmp_path):
 
 @pytest.mark.model
 def test_scope_vote_cv_routes_items_with_and_without_their_domain(tmp_path):
-    result = run_bench(tmp_path, "scope_vote_cv.py", "--folds", "3", "--seeds", "0", "--item-steps", "3")
+    setting = Settings().route_static_all_margin
+    result = run_bench(tmp_path, "scope_vote_cv.py", "--folds", "3", "--seeds", "0", "--item-steps", "3",
+                       "--all-bounds", str(setting), "1.0")
     top1 = result["top1"]
     votes = ("with domain", "voted by both tiers", "voted by the static tier")
+    swept = {bound: f"static+mpnet, without domain, bound {bound} over every card" for bound in (setting, 1.0)}
     assert set(top1) == {f"{tiers}, {way}" for tiers in ("mpnet", "static+mpnet")
                          for way in ("without domain", "with domain", "in the voted scope")} | \
-        {f"static+mpnet, 3 steps, {way}" for way in votes}
+        {f"static+mpnet, 3 steps, {way}" for way in votes} | set(swept.values())
+    # the sweep routes at the service's own bound as the script's "without domain" does, and picks the smallest
+    # bound at which every card domain comes within 0.01 of its routing with its domain
+    assert top1[swept[setting]] == top1["static+mpnet, without domain"]
+    with_domain = top1["static+mpnet, with domain"]
+    within = [bound for bound in sorted(swept) if all(top1[swept[bound]][d] >= with_domain[d] - 0.01
+                                                      for d in ("agent", "math", "tool_use"))]
+    assert result["all_bound_chosen"] == (within[0] if within else None)
     scopes = result["scope_right"]
     assert set(scopes) == {f"3 steps, {way}" for way in votes}
     assert set(scopes["3 steps, with domain"].values()) == {1.0}  # a given domain is the item's scope

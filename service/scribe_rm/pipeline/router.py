@@ -70,7 +70,7 @@ class RouterConfig:
     combined_agent_threshold: float = 0.088
     static_margin: float = 0.02  # static+mpnet: below this lead over the runner-up, the second tier decides ...
     static_agent_margin: float = 0.065  # ... (in the agent and own-domain scopes)
-    static_all_margin: float = 0.045  # ... (over every card: items without a domain)
+    static_all_margin: float = 0.06  # ... (over every card: items without a domain)
     static_floor: float = 0.128  # static+mpnet: below this static similarity too (default scope) ...
     static_agent_floor: float = 0.116  # ... and in the other scopes
     static_weight: float = 0.25  # static+mpnet: weight of the static similarities in the second tier
