@@ -132,12 +132,12 @@ def is_ready(url: str) -> bool:
         return False
 
 
-def wait_for(predicate, timeout_s: float, what: str) -> None:
+def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.5) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(0.5)
+        time.sleep(interval_s)
     raise AssertionError(f"timed out waiting for {what}")
 
 

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from contextlib import contextmanager
 
@@ -34,12 +33,13 @@ def healthy(url: str) -> bool:
 
 
 @contextmanager
-def fake_judge(host: str = "127.0.0.1", port: int | None = None):
-    """A fake judge process; yields (url, process)."""
+def fake_judge(host: str = "127.0.0.1", port: int | None = None, delay_s: float = 0.0):
+    """A fake judge process answering each call after `delay_s`; yields (url, process)."""
     port = port or free_port()
     url = f"http://{host}:{port}"
     process = subprocess.Popen([sys.executable, str(REPO / "bench" / "fake_judge.py"), "--host", host,
-                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "--port", str(port), "--delay", str(delay_s)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: healthy(url), 30, f"the fake judge at {url}")
         yield url, process
@@ -69,7 +69,9 @@ def service(**settings):
 
 
 def test_a_dead_replica_is_ejected_and_readmitted_and_every_item_comes_back_ok():
-    with fake_judge() as (first, _), fake_judge() as (second, second_process):
+    # calls of 50 ms, 32 at a time: the 200-item run's judging lasts a few rounds, so a replica stopped once it
+    # has taken its first calls leaves calls to fail over, however fast the host routes
+    with fake_judge(delay_s=0.05) as (first, _), fake_judge(delay_s=0.05) as (second, second_process):
         port = second.rsplit(":", 1)[1]
         with service(judge_base_urls=[first, second]) as url:
             assert score(url, 60) == ["ok"] * 60
@@ -77,8 +79,11 @@ def test_a_dead_replica_is_ejected_and_readmitted_and_every_item_comes_back_ok()
 
             statuses: list[str] = []
             running = threading.Thread(target=lambda: statuses.extend(score(url, 200)))
+            started = counter(url, "scribe_judge_replica_first_attempts_total", second)
             running.start()
-            time.sleep(0.3)  # mid-run
+            # mid-run by the run's progress, not the clock: once the second replica has taken its first 10 calls
+            wait_for(lambda: counter(url, "scribe_judge_replica_first_attempts_total", second) >= started + 10, 60,
+                     "the second replica's share of the run to begin", interval_s=0.005)
             second_process.send_signal(signal.SIGKILL)
             running.join(120)
             assert statuses == ["ok"] * 200  # the retries went to the healthy replica
