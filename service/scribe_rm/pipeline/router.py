@@ -10,9 +10,9 @@ Tiers (RouterConfig.tiers):
   off-topic text higher than the transformer does), the transformer space is computed too and the two spaces'
   similarities, combined as (mpnet + w * static) / (1 + w), decide. The bounds, the floors, the weight and each
   deciding space's thresholds were chosen by cross-validation on the cards' examples (bench/routing_cv.py):
-  there the cascade routes each domain's cards no worse than the transformer alone, and the static tier
-  decides about four fifths of the texts in the default scope, half in the agent scope and three fifths over
-  every card.
+  there the cascade routes each domain's cards no worse than the transformer alone, over every card also within
+  0.01 of their routing with their domain (bench/scope_vote_cv.py), and the static tier decides about four
+  fifths of the texts in the default scope and half in the agent scope and over every card.
 Below the deciding space's threshold the fallback card judges the step and the miss is flagged.
 
 Scopes. An item that names a domain routes in that domain's scope. One that names none (auto) is first routed
