@@ -141,6 +141,22 @@ def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.5) ->
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def start_fake_judge(port: int, host: str = "127.0.0.1", delay_s: float = 0.0) -> subprocess.Popen:
+    """A fake judge process (bench/fake_judge.py: instant, or answering each call after `delay_s`), once healthy."""
+    process = subprocess.Popen([sys.executable, str(REPO / "bench" / "fake_judge.py"), "--host", host,
+                                "--port", str(port), "--delay", str(delay_s)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"http://{host}:{port}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(healthy, 30, f"the fake judge at {host}:{port}")
+    return process
+
+
 RUNNING: dict[str, subprocess.Popen] = {}  # URL -> the service process, for tests that signal it
 
 

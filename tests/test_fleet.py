@@ -18,7 +18,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import REPO, ScriptedJudge, free_port, is_ready, running_service, serving_in_thread, wait_for
+from conftest import (ScriptedJudge, free_port, is_ready, running_service, serving_in_thread, start_fake_judge,
+                      wait_for)
 from scribe_rm.api.app import create_app
 from scribe_rm.cli import app as cli
 from scribe_rm.induction.gaps import fetch_gap_items, merge_samples
@@ -108,8 +109,7 @@ def test_pinned_steps_never_mix_versions_while_the_replicas_reload_at_different_
     library = tmp_path / "prototypes"
     shutil.copytree(settings.library_dir, library)
     judge_port = free_port()
-    judge = subprocess.Popen([os.sys.executable, str(REPO / "bench" / "fake_judge.py"), "--port", str(judge_port)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    judge = start_fake_judge(judge_port)
     env = {"SCRIBE_LIBRARY_DIR": str(library), "SCRIBE_ADMIN_API_KEYS": "adm", "SCRIBE_JUDGE_BACKEND": "openai",
            "SCRIBE_JUDGE_BASE_URLS": f"http://127.0.0.1:{judge_port}", "SCRIBE_JUDGE_SCORE_TOKEN_IDS": "32,33,34,35",
            "SCRIBE_LIBRARY_KEEP_GRACE_S": "20", "SCRIBE_LOG_LEVEL": "WARNING"}

@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import uuid
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from conftest import REPO, free_port, serving_in_thread, wait_for
+from conftest import free_port, serving_in_thread, start_fake_judge, wait_for
 from scribe_rm.api.app import create_app
 from scribe_rm.settings import Settings
 
@@ -25,24 +24,13 @@ pytestmark = pytest.mark.model
 DNSMASQ = shutil.which("dnsmasq") or (os.path.exists("/usr/sbin/dnsmasq") and "/usr/sbin/dnsmasq")
 
 
-def healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @contextmanager
 def fake_judge(host: str = "127.0.0.1", port: int | None = None, delay_s: float = 0.0):
     """A fake judge process answering each call after `delay_s`; yields (url, process)."""
     port = port or free_port()
-    url = f"http://{host}:{port}"
-    process = subprocess.Popen([sys.executable, str(REPO / "bench" / "fake_judge.py"), "--host", host,
-                                "--port", str(port), "--delay", str(delay_s)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = start_fake_judge(port, host, delay_s)
     try:
-        wait_for(lambda: healthy(url), 30, f"the fake judge at {url}")
-        yield url, process
+        yield f"http://{host}:{port}", process
     finally:
         process.kill()
         process.wait(10)

@@ -3,14 +3,13 @@
 
 import asyncio
 import signal
-import subprocess
 import sys
 import threading
 import time
 
 import pytest
 
-from conftest import REPO, free_port, running_service, wait_for
+from conftest import REPO, free_port, running_service, start_fake_judge, wait_for
 
 sys.path.insert(0, str(REPO / "bench"))
 from load import run_load  # noqa: E402
@@ -18,20 +17,6 @@ from load import run_load  # noqa: E402
 import httpx  # noqa: E402
 
 pytestmark = pytest.mark.model
-
-
-def start_fake_judge(port: int, delay_s: float = 0.0) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, str(REPO / "bench/fake_judge.py"), "--port", str(port),
-                                "--delay", str(delay_s)])
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 30, "the fake judge")
-    return process
 
 
 MAX_ITEMS = 20_000  # a cap only: the load stops once the judge has come back and served RECOVERED items
