@@ -1,18 +1,18 @@
 """Cross-validated routing of items sent without a domain (issue 24), on the cards' own example subgoals only:
-each example is a one-step item routed as the router routes it (over every card: a one-step item keeps that
-route), with its card's domain given instead (the scope and the domain's cards), and as the router routed it
-before (its step's route over every card votes for a scope, then the route in that scope). Per card domain,
-for the transformer alone and for the default tiers at the configured thresholds, floors and margin bounds
-(SCRIBE_* settings), so the ways can be compared where the held-out sets cannot be read. Folds are dealt
-once over every card, so that an example is held out of every scope's fit alike. Items of several steps
-(`--item-steps`), each made of one card domain's held-out examples, are routed with the default tiers with
-their domain, and without it, their steps' votes over every card cast by both tiers (as before) or by the
-static tier alone (as now); the script also prints how often the vote picked the domain's scope.
+each example is a one-step item routed as the router routes it (over every card, and where that reaches an agent
+or tool-use card, decided again in the agent scope), with its card's domain given instead (the scope and the
+domain's cards), over every card alone (as before), and in the scope its route over every card votes for (as
+earlier still). Per card domain, for the transformer alone and for the default tiers at the configured
+thresholds, floors and margin bounds (SCRIBE_* settings), so the ways can be compared where the held-out sets
+cannot be read. Folds are dealt once over every card, so that an example is held out of every scope's fit alike.
+Items of several steps (`--item-steps`), each made of one card domain's held-out examples, are routed with the
+default tiers with their domain, and without it, their steps' votes over every card cast by both tiers or by the
+static tier alone (as the router does); the script also prints how often the vote picked the domain's scope.
 `--all-bounds` routes the one-step items without a domain at each of those margin bounds over every card too, and
 picks the smallest at which each card domain's examples come within 0.01 (issue 24's tolerance) of their routing
 with their domain: the service's route_static_all_margin.
 
-    .venv/bin/python bench/scope_vote_cv.py --all-bounds 0.045 0.05 0.055 0.06 0.065 0.07 0.08 0.1 \
+    .venv/bin/python bench/scope_vote_cv.py --all-bounds 0.02 0.03 0.04 0.045 0.05 0.06 0.08 0.1 \
         --json-out bench/results/scope_vote_cv.json
 """
 
@@ -28,7 +28,7 @@ from common import report
 from routing_cv import Tuning, mean_by_key, similarities, static_space
 from scribe_rm.library import EVERY_CARD, admits, domain_of_scope, home_scope, load_library, scope_of
 from scribe_rm.pipeline.embedder import make_embedder
-from scribe_rm.pipeline.router import DEFAULT_SETTING_SCOPES, RouterConfig, anchor_texts, vote_scope
+from scribe_rm.pipeline.router import DEFAULT_SETTING_SCOPES, RouterConfig, anchor_texts, family_domain, vote_scope
 from scribe_rm.settings import Settings
 
 SCOPES = {"default": None, "agent": "agent", "all": EVERY_CARD}  # the router's scopes, by the domain naming them
@@ -59,6 +59,13 @@ class FoldRouter:
             return self.members[scope][int(static.argmax())]
         combined = (mpnet + self.config.static_weight * static) / (1 + self.config.static_weight)
         return self._decide(combined, scope, self.config.threshold_of("static+mpnet", default))
+
+    def decide(self, i: int, domain: str | None, tiers: str) -> int:
+        """route(), and over every card a route that reached an agent or tool-use card decided again in the agent
+        scope, as Router decides every step but the scope vote's."""
+        card = self.route(i, domain, tiers)
+        family = family_domain(self.domains[card]) if domain == EVERY_CARD and card >= 0 else None
+        return card if family is None else self.route(i, family, tiers)
 
     def _decide(self, row: np.ndarray, scope: str, threshold: float) -> int:
         best = int(row.argmax())
@@ -121,7 +128,7 @@ def main() -> None:
     tunings: dict[str, Tuning | None] = {"mpnet": None, "static": static_tuning}
 
     ways = [(tiers, way) for tiers in ("mpnet", "static+mpnet")
-            for way in ("without domain", "with domain", "in the voted scope")]
+            for way in ("without domain", "with domain", "over every card alone", "in the voted scope")]
     right: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     scope_right: dict[tuple[int, str, str], list[bool]] = defaultdict(list)  # pooled over the seeds
     for seed in args.seeds:
@@ -145,12 +152,14 @@ def main() -> None:
                 for i, (k, _) in enumerate(test):
                     for key in (domains[k], "every domain"):
                         hits[("static+mpnet", swept_way(bound), key)].append(
-                            swept.route(i, EVERY_CARD, "static+mpnet") == k)
+                            swept.decide(i, EVERY_CARD, "static+mpnet") == k)
             for i, (k, _) in enumerate(test):
                 for tiers, way in ways:
                     if way == "with domain":
                         card = router.route(i, domains[k], tiers)
                     elif way == "without domain":
+                        card = router.decide(i, EVERY_CARD, tiers)
+                    elif way == "over every card alone":  # before: no second decision in the agent scope
                         card = router.route(i, EVERY_CARD, tiers)
                     else:  # its one step's vote picks the scope (tool-use and general cards do not vote)
                         voted = router.route(i, EVERY_CARD, tiers)
@@ -167,7 +176,7 @@ def main() -> None:
                         for key in ((size, way, domain), (size, way, "every domain")):
                             scope_right[key].append(scope_of(chosen) == scope_of(domain))
                             hits[("static+mpnet", f"{size} steps, {way}", key[2])].extend(
-                                router.route(i, chosen, "static+mpnet") == test[i][0] for i in group)
+                                router.decide(i, chosen, "static+mpnet") == test[i][0] for i in group)
         swept_ways = [("static+mpnet", swept_way(bound)) for bound in args.all_bounds]
         for tiers, way in ways + swept_ways + [("static+mpnet", f"{size} steps, {way}") for size in args.item_steps
                                                for way in VOTES]:

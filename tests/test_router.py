@@ -199,15 +199,18 @@ async def test_the_static_tier_decides_clear_texts_and_the_second_tier_the_rest(
 async def test_each_scope_sends_texts_to_the_second_tier_by_its_own_margin_bound(library, embedder, static_embedder,
                                                                                 settings):
     """The default scope, the agent scope and the scope of every card each have their bound: a text that the
-    static tier decides clearly in one scope still goes to the second tier in the scopes whose bound it misses."""
-    text = "Ask the user to confirm before deleting the files."  # static similarity above every scope's floor
+    static tier decides clearly in one scope still goes to the second tier in the scopes whose bound it misses.
+    Over every card the text is a math one: a route to a tool-use card would be decided again in the agent scope."""
+    tool = "Ask the user to confirm before deleting the files."  # static similarity above every scope's floor
+    texts = [tool, tool, "Substitute x = 3 back into both equations to check that they hold."]
     bounds = {"tool_use": "route_static_margin", "agent": "route_static_agent_margin", "*": "route_static_all_margin"}
     for open_scope in bounds:  # that scope's bound is 0, every other scope's 1
         config = settings.model_copy(update={name: 0.0 if domain == open_scope else 1.0
                                              for domain, name in bounds.items()}).router_config()
         router = Router(library, embedder, config, static_embedder=static_embedder)
         router.build_sync()
-        routes = await router.route([text] * 3, list(bounds))
+        routes = await router.route(texts, list(bounds))
+        assert routes[2].card.domain == "math"
         ways = {domain: route.decided_by for domain, route in zip(bounds, routes)}
         assert ways == {domain: "static" if domain == open_scope else "static+mpnet" for domain in bounds}, ways
 
@@ -314,18 +317,36 @@ def test_token_corrections_need_a_static_embedder(library, embedder, settings):
 # ---------- issue 24: the scope chosen from the item ----------
 
 async def test_heldout_sets_route_almost_as_well_without_their_domain_labels(router):
-    """Measured (default tiers, a margin bound per scope, 0.06 over every card): routing_heldout 0.917 auto / 0.924
-    labelled, agent set 0.839 / 0.874, fallback 1.1% / 2.3% (every-card bound 0.045: 0.917 / 0.924 and 0.851 /
-    0.874). The agent set's gap is 3 steps of 87 (issue 24 asks for 0.01, a miss): a printer's error code routed
-    over every card reaches math.code_computation (static margin 0.068), and two steps the second tier decides by
-    near-ties over every card (margins 0.00001 and 0.001)."""
-    for path, floor, gap in ((DEFAULT_SET, 0.9, 0.025), (AGENT_SET, 0.83, 0.035)):
+    """Measured (default tiers; over every card, dialogue and tool routes decided again in the agent scope; the same
+    at every-card margin bounds 0.03, 0.045 and 0.06): routing_heldout 0.917 auto / 0.924 labelled, fallback 2.8% /
+    3.5%; agent set 0.862 / 0.874, fallback 2.3% / 2.3% (0.839 / 0.874 before the second decision). The agent set's gap is one step of 87
+    (issue 24 asks for 0.01: 0.0115, a miss by that step): a printer's error code routed over every card reaches
+    math.code_computation (static margin 0.068)."""
+    for path, floor, gap in ((DEFAULT_SET, 0.9, 0.015), (AGENT_SET, 0.85, 0.015)):
         rows = load_labelled(path)
         auto = await evaluate_routing(router, rows, use_domain=False)
         given = await evaluate_routing(router, rows, use_domain=True)
         assert auto.top1 >= floor and auto.top1 >= given.top1 - gap, (path.name, auto.top1, given.top1)
         assert abs(auto.fallback_rate - given.fallback_rate) <= 0.015, (auto.fallback_rate, given.fallback_rate)
         assert set(given.scopes) <= {"math", "tool_use", "agent", "general"}  # a given domain is reported as given
+
+
+async def test_over_every_card_routes_to_dialogue_and_tool_cards_are_decided_again_in_the_agent_scope(router):
+    """The agent scope's card vectors were fitted against the agent and tool-use cards alone: there a near-tie
+    between two of them over every card gets decided; a route to a math card stands."""
+    clarify = "Do you want me to cancel only the return flight, or both legs of the trip?"
+    texts = [clarify, "Please hold the power button for thirty seconds, then tell me whether the light turns green.",
+             "Factor 84 into primes: 84 = 2^2 * 3 * 7."]
+    lookup, _ = await router._first_rows([clarify])
+    (first,) = await router._decide_all([clarify], [EVERY_CARD], lookup.rows, RoutingCounts(), within_family=False)
+    assert first.card.id == "tool.confirmation_safety" and first.margin < 0.04  # the premise: a near-tie
+    routed = await router.route_items([RoutingItem([text]) for text in texts])
+    assert [item.scope for item in routed] == ["all"] * 3  # still reported as routed over every card
+    for item, in_agent in zip(routed, await router.route_in(texts[:2], ["agent", "agent"])):
+        assert item.routes[0] == in_agent
+    assert routed[0].routes[0].card.id == "tool.clarification"
+    assert routed[2].routes[0].card.domain == "math"
+    assert any(router.library.cards[c.card_id].domain == "math" for c in routed[2].routes[0].alternatives)
 
 
 async def test_unseen_kinds_of_agent_dialogues_get_the_agent_scope_without_a_domain(router):
@@ -343,7 +364,7 @@ async def test_unseen_kinds_of_agent_dialogues_get_the_agent_scope_without_a_dom
 async def test_the_scope_vote_asks_the_transformer_nothing(router, monkeypatch):
     """Without a domain an item costs the transformer no more than with the scope it votes for: its steps vote
     by their static decisions over every card (in cross-validation no worse than voting by both tiers)."""
-    near = "Find the perimeter of a square with side 6: 24."  # static margin 0.031 over every card, 0.027 in default
+    near = "Add the two sides: 7 + 9 = 16."  # static margin 0.027 over every card, 0.026 in the default scope
     texts = [near, "Compute 15 percent of 80: 12."]
     (over_all,) = await router.route_in([near], [EVERY_CARD], first_tier_only=True)
     (in_default,) = await router.route_in([near], [None], first_tier_only=True)

@@ -108,11 +108,11 @@ class Settings(BaseSettings):
     # below this lead of the best card, the second tier decides (default scope; agent and own-domain scopes;
     # every card, where items without a domain are routed first): each the smallest bound with which the
     # cascade keeps the transformer's CV accuracy on each domain's cards in that scope (bench/routing_cv.py);
-    # over every card (0.045 by that rule) also the smallest with which each domain's cards route within 0.01
-    # of their routing with their domain (bench/scope_vote_cv.py --all-bounds)
+    # over every card instead the smallest with which each domain's one-step examples sent without a domain
+    # route within 0.01 of their routing with it (bench/scope_vote_cv.py --all-bounds)
     route_static_margin: float = Field(0.02, ge=0)
     route_static_agent_margin: float = Field(0.065, ge=0)
-    route_static_all_margin: float = Field(0.06, ge=0)
+    route_static_all_margin: float = Field(0.03, ge=0)
     route_static_floor: float = Field(0.128, ge=-1, le=1)  # ... and below this static similarity (default scope)
     route_static_agent_floor: float = Field(0.116, ge=-1, le=1)  # ... (agent and own-domain scopes)
     route_static_weight: float = Field(0.25, ge=0)  # weight of the static similarities in the second tier

@@ -10,9 +10,10 @@ Tiers (RouterConfig.tiers):
   off-topic text higher than the transformer does), the transformer space is computed too and the two spaces'
   similarities, combined as (mpnet + w * static) / (1 + w), decide. The bounds, the floors, the weight and each
   deciding space's thresholds were chosen by cross-validation on the cards' examples (bench/routing_cv.py):
-  there the cascade routes each domain's cards no worse than the transformer alone, over every card also within
-  0.01 of their routing with their domain (bench/scope_vote_cv.py), and the static tier decides about four
-  fifths of the texts in the default scope and half in the agent scope and over every card.
+  there the cascade routes each domain's cards no worse than the transformer alone; the bound over every card is
+  instead the smallest with which items without a domain route within 0.01 of their routing with it
+  (bench/scope_vote_cv.py). The static tier decides about four fifths of the texts in the default scope, half in
+  the agent scope and seven tenths over every card (before a route is decided again in the agent scope, below).
 Below the deciding space's threshold the fallback card judges the step and the miss is flagged.
 
 Scopes. An item that names a domain routes in that domain's scope. One that names none (auto) is first routed
@@ -26,6 +27,15 @@ and anything else the broadest one, every card: a low-confidence item is never p
 scope. The steps are then routed in the chosen scope. An item of one step does not vote: it is routed over every
 card, where its vote would come from, since a narrower scope would only decide the same text again, and in
 cross-validation on the cards' examples that second decision routed worse (bench/scope_vote_cv.py).
+
+Over every card, a route that reaches an agent or a tool-use card is decided again in the agent scope, whose card
+vectors were fitted against those cards alone (and the general one): over every card the math cards pull the
+fit, and a near-tie between two dialogue cards there is often clear in the agent scope. The math and general
+cards' routes stand (re-deciding those in the default scope routed worse in cross-validation). In
+cross-validation on the cards' one-step examples this second decision brought each card domain's routing without
+a domain within 0.01 of its routing with it at a lower bound over every card (0.03 against 0.06 before;
+bench/scope_vote_cv.py). The scope vote takes the first decision as it is, and the item's scope is still reported
+as every card ("all").
 """
 
 from __future__ import annotations
@@ -47,8 +57,8 @@ from .gap_sample import GapSample, GapStep
 from .spaces import Lookup, Space, anchor_texts, fit_card_vectors, fit_index_vectors, joint_vectors
 
 __all__ = ["DEFAULT_SETTING_SCOPES", "Candidate", "Route", "RoutedItem", "Router", "RouterConfig", "RoutingCounts",
-           "RoutingItem", "Tiers", "anchor_texts", "fit_card_vectors", "fit_index_vectors", "joint_vectors",
-           "vote_scope"]
+           "RoutingItem", "Tiers", "anchor_texts", "family_domain", "fit_card_vectors", "fit_index_vectors",
+           "joint_vectors", "vote_scope"]
 
 Tiers = Literal["static+mpnet", "mpnet", "static"]
 Decider = Literal["mpnet", "static", "static+mpnet"]
@@ -70,7 +80,7 @@ class RouterConfig:
     combined_agent_threshold: float = 0.088
     static_margin: float = 0.02  # static+mpnet: below this lead over the runner-up, the second tier decides ...
     static_agent_margin: float = 0.065  # ... (in the agent and own-domain scopes)
-    static_all_margin: float = 0.06  # ... (over every card: items without a domain)
+    static_all_margin: float = 0.03  # ... (over every card: items without a domain)
     static_floor: float = 0.128  # static+mpnet: below this static similarity too (default scope) ...
     static_agent_floor: float = 0.116  # ... and in the other scopes
     static_weight: float = 0.25  # static+mpnet: weight of the static similarities in the second tier
@@ -103,6 +113,12 @@ class RouterConfig:
         if scope == "default":
             return floor, self.static_margin
         return floor, self.static_all_margin if scope == "all" else self.static_agent_margin
+
+
+def family_domain(card_domain: str) -> Domain | None:
+    """The domain whose scope decides again a route over every card that reached a card of `card_domain`: the
+    agent scope for agent and tool-use cards (see the module); None: the route over every card stands."""
+    return "agent" if card_domain in ("agent", "tool_use") else None
 
 
 def vote_scope(card_domains: list[str | None], min_share: float) -> Domain | None:
@@ -242,7 +258,7 @@ class Router:
         if auto:  # the vote over every card, in the first tier alone; the final routing reuses its rows
             auto_texts = [text for i in auto for text in cut[i]]
             over_all = await self._decide_all(auto_texts, [EVERY_CARD] * len(auto_texts), lookup.rows,
-                                              RoutingCounts(), self._first_tier)
+                                              RoutingCounts(), self._first_tier, within_family=False)
             start = 0
             for i in auto:
                 chosen[i] = self._vote(over_all[start:start + len(cut[i])])
@@ -288,10 +304,32 @@ class Router:
 
     async def _decide_all(self, cut: list[str], domains: list[Domain | None],
                           first_rows: dict[str, np.ndarray | ItemFailed], call: RoutingCounts,
-                          tiers: Tiers | None = None) -> list[Route | ItemFailed]:
+                          tiers: Tiers | None = None, within_family: bool = True) -> list[Route | ItemFailed]:
+        """Each text's route in its domain's scope. Over every card, a route that reached an agent or tool-use
+        card is decided again in the agent scope (`within_family`; see the module), except for the scope vote,
+        which takes the first decision as it is."""
         tiers = tiers or self.config.tiers
+        decided = await self._decide_tiers(cut, domains, first_rows, tiers)
+        families = [self._family(route, domain) if within_family else None for route, domain in zip(decided, domains)]
+        again = [i for i, family in enumerate(families) if family is not None]
+        if again:
+            redone = await self._decide_tiers([cut[i] for i in again], [families[i] for i in again], first_rows, tiers)
+            for i, route in zip(again, redone):
+                decided[i] = route
+        call.second_tier += sum(isinstance(route, Route) and route.decided_by == "static+mpnet" for route in decided)
+        return decided
+
+    def _family(self, route: Route | ItemFailed, domain: Domain | None) -> Domain | None:
+        """The domain whose scope decides again this route over every card (None: it stands)."""
+        if domain != EVERY_CARD or not isinstance(route, Route) or route.fallback:
+            return None
+        family = family_domain(route.card.domain)
+        return family if family is not None and scope_of(family) in self._layout else None
+
+    async def _decide_tiers(self, cut: list[str], domains: list[Domain | None],
+                            first_rows: dict[str, np.ndarray | ItemFailed], tiers: Tiers) -> list[Route | ItemFailed]:
         if tiers == "static+mpnet":
-            return await self._second_tier(cut, domains, first_rows, call)
+            return await self._second_tier(cut, domains, first_rows)
         decider: Decider = "static" if tiers == "static" else "mpnet"
         return [row if isinstance(row, ItemFailed) else self._decide(row, domain, decider)
                 for row, domain in zip((first_rows[text] for text in cut), domains)]
@@ -301,8 +339,7 @@ class Router:
                            for route in routes], self.config.scope_min_share)
 
     async def _second_tier(self, cut: list[str], domains: list[Domain | None],
-                           static_rows: dict[str, np.ndarray | ItemFailed], call: RoutingCounts
-                           ) -> list[Route | ItemFailed]:
+                           static_rows: dict[str, np.ndarray | ItemFailed]) -> list[Route | ItemFailed]:
         """static+mpnet: the static decision where it is clear, else both spaces combined."""
         first: list[Route | ItemFailed] = []
         for text, domain in zip(cut, domains):
@@ -321,7 +358,6 @@ class Router:
                 continue
             combined = (mpnet_row + w * static_rows[cut[i]]) / (1 + w)  # type: ignore[operator]
             first[i] = self._decide(combined, domains[i], "static+mpnet")
-        call.second_tier += len(unclear)
         return first
 
     def _clear(self, route: Route, domain: Domain | None) -> bool:
