@@ -17,7 +17,7 @@ from ..pipeline.turn_split import split_turns
 
 DEFAULT_SET = heldout_set("routing_heldout.jsonl")
 AGENT_SET = heldout_set("routing_heldout_agent.jsonl")  # policy-bound dialogue steps
-# 47 more of them from nine other services (bank, insurer, energy, food delivery, hotel, streaming, pharmacy,
+# 47 more of them from eight other services (bank, insurer, energy, food delivery, hotel, streaming, pharmacy,
 # broadband), written after the routing it measures was chosen and never used to choose anything
 AGENT_SET_2 = heldout_set("routing_heldout_agent2.jsonl")
 DIALOGUE_SET = heldout_set("agent_dialogues_heldout.jsonl")  # whole agent dialogues of kinds the cards lack
