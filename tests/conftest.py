@@ -125,9 +125,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def is_ready(url: str) -> bool:
+def is_ready(url: str, path: str = "/readyz") -> bool:
     try:
-        return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        return httpx.get(f"{url}{path}", timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -146,14 +146,8 @@ def start_fake_judge(port: int, host: str = "127.0.0.1", delay_s: float = 0.0) -
     process = subprocess.Popen([sys.executable, str(REPO / "bench" / "fake_judge.py"), "--host", host,
                                 "--port", str(port), "--delay", str(delay_s)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"http://{host}:{port}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(healthy, 30, f"the fake judge at {host}:{port}")
+    url = f"http://{host}:{port}"
+    wait_for(lambda: is_ready(url, "/health"), 30, f"the fake judge at {url}")
     return process
 
 

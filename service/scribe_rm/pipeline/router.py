@@ -309,11 +309,13 @@ class Router:
         card is decided again in the agent scope (`within_family`; see the module), except for the scope vote,
         which takes the first decision as it is."""
         tiers = tiers or self.config.tiers
-        decided = await self._decide_tiers(cut, domains, first_rows, tiers)
+        mpnet_rows: dict[str, np.ndarray | ItemFailed] = {}  # static+mpnet: shared by both decisions
+        decided = await self._decide_tiers(cut, domains, first_rows, tiers, mpnet_rows)
         families = [self._family(route, domain) if within_family else None for route, domain in zip(decided, domains)]
         again = [i for i, family in enumerate(families) if family is not None]
         if again:
-            redone = await self._decide_tiers([cut[i] for i in again], [families[i] for i in again], first_rows, tiers)
+            redone = await self._decide_tiers([cut[i] for i in again], [families[i] for i in again], first_rows, tiers,
+                                              mpnet_rows)
             for i, route in zip(again, redone):
                 decided[i] = route
         call.second_tier += sum(isinstance(route, Route) and route.decided_by == "static+mpnet" for route in decided)
@@ -327,9 +329,10 @@ class Router:
         return family if family is not None and scope_of(family) in self._layout else None
 
     async def _decide_tiers(self, cut: list[str], domains: list[Domain | None],
-                            first_rows: dict[str, np.ndarray | ItemFailed], tiers: Tiers) -> list[Route | ItemFailed]:
+                            first_rows: dict[str, np.ndarray | ItemFailed], tiers: Tiers,
+                            mpnet_rows: dict[str, np.ndarray | ItemFailed]) -> list[Route | ItemFailed]:
         if tiers == "static+mpnet":
-            return await self._second_tier(cut, domains, first_rows)
+            return await self._second_tier(cut, domains, first_rows, mpnet_rows)
         decider: Decider = "static" if tiers == "static" else "mpnet"
         return [row if isinstance(row, ItemFailed) else self._decide(row, domain, decider)
                 for row, domain in zip((first_rows[text] for text in cut), domains)]
@@ -339,8 +342,10 @@ class Router:
                            for route in routes], self.config.scope_min_share)
 
     async def _second_tier(self, cut: list[str], domains: list[Domain | None],
-                           static_rows: dict[str, np.ndarray | ItemFailed]) -> list[Route | ItemFailed]:
-        """static+mpnet: the static decision where it is clear, else both spaces combined."""
+                           static_rows: dict[str, np.ndarray | ItemFailed],
+                           mpnet_rows: dict[str, np.ndarray | ItemFailed]) -> list[Route | ItemFailed]:
+        """static+mpnet: the static decision where it is clear, else both spaces combined. The transformer rows
+        are looked up once per text into `mpnet_rows`, which a later decision of the same texts reuses."""
         first: list[Route | ItemFailed] = []
         for text, domain in zip(cut, domains):
             row = static_rows[text]
@@ -349,10 +354,12 @@ class Router:
                    if isinstance(route, Route) and not self._clear(route, domain)]
         if not unclear:
             return first
-        lookup = await self.spaces["mpnet"].rows(list(dict.fromkeys(cut[i] for i in unclear)), self.library.version)
+        missing = list(dict.fromkeys(cut[i] for i in unclear if cut[i] not in mpnet_rows))
+        if missing:
+            mpnet_rows.update((await self.spaces["mpnet"].rows(missing, self.library.version)).rows)
         w = self.config.static_weight
         for i in unclear:
-            mpnet_row = lookup.rows[cut[i]]
+            mpnet_row = mpnet_rows[cut[i]]
             if isinstance(mpnet_row, ItemFailed):
                 first[i] = mpnet_row
                 continue
